@@ -1,0 +1,70 @@
+/* Declarations shared by the C core's files; not part of the cffi API. */
+#ifndef OCI_INTERNAL_H
+#define OCI_INTERNAL_H
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <stddef.h>
+#include "core.h"
+
+#define MAX_ARGS 4096
+
+struct arg {
+    int is_str;
+    int64_t num;
+    const char *str;
+};
+
+struct step {
+    uint32_t op;
+    uint32_t argc;
+    struct arg *args;
+};
+
+/* The init's state while it runs a plan. */
+struct init_ctx {
+    int sync_fd;      /* socket to the runtime, -1 once it is gone */
+    int root_fd;      /* O_PATH fd of the rootfs, before pivot_root */
+    const char *exec_path;   /* resolved by OP_FIND_EXEC */
+};
+
+/* Report a failure to the runtime and exit; errno is taken as the cause.
+ * The message names the step and its path: "mount proc to /proc". */
+void die(struct init_ctx *c, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 2, 3)));
+/* Same, with an explicit errno (0 means: the message says it all). */
+void die_errno(struct init_ctx *c, int err, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 3, 4)));
+
+/* Runs steps [i, n) of a decoded plan; returns only through exec or exit. */
+void run_plan(struct init_ctx *c, struct step *steps, size_t n, size_t i)
+    __attribute__((noreturn));
+
+/* mounts.c */
+void do_rootfs(struct init_ctx *c, const char *rootfs, unsigned long prop);
+void do_mount(struct init_ctx *c, struct step *s);
+void do_mknod(struct init_ctx *c, struct step *s);
+void do_bind_device(struct init_ctx *c, struct step *s);
+void do_symlink(struct init_ctx *c, const char *target, const char *dest);
+void do_mkdir(struct init_ctx *c, const char *dest, int mode);
+void do_pivot_root(struct init_ctx *c, const char *rootfs);
+void do_move_root(struct init_ctx *c, const char *rootfs);
+void do_readonly_path(struct init_ctx *c, const char *path);
+void do_mask_path(struct init_ctx *c, const char *path);
+void do_remount_root(struct init_ctx *c, unsigned long flags);
+
+/* process.c */
+void do_setid_root(struct init_ctx *c);
+void do_setrlimit(struct init_ctx *c, int res, uint64_t soft, uint64_t hard);
+void do_capbset(struct init_ctx *c, uint64_t keep);
+void do_setgroups(struct init_ctx *c, struct step *s);
+void do_setuser(struct init_ctx *c, uint32_t uid, uint32_t gid);
+void do_caps(struct init_ctx *c, uint64_t eff, uint64_t perm, uint64_t inh, uint64_t amb);
+void do_find_exec(struct init_ctx *c, const char *argv0, const char *path);
+void do_exec(struct init_ctx *c, struct step *s) __attribute__((noreturn));
+void do_write_file(struct init_ctx *c, const char *path, const char *content);
+
+/* sync.c */
+void sync_send(struct init_ctx *c, int type, int64_t value);
+void sync_wait(struct init_ctx *c, int type);
+#endif

@@ -1,0 +1,343 @@
+/* Mount steps: the rootfs, config mounts, devices, pivot_root, masks.
+ *
+ * Before pivot_root every destination is resolved inside the rootfs with
+ * openat2(RESOLVE_IN_ROOT), so a symlink in the image (or one swapped in
+ * during set-up) cannot take a mount outside it (CVE-2021-30465); the
+ * mount then targets the resolved object through /proc/self/fd/N.
+ * After pivot_root the root is the container's, so plain paths are
+ * confined by construction. */
+#include "internal.h"
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+static int resolve(int root_fd, const char *path, int flags)
+{
+    struct open_how how = {
+        .flags = (uint64_t)(flags | O_CLOEXEC),
+        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    return (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
+}
+
+/* Makes the last component of prefix (a directory or an empty file)
+ * inside parent, a directory already resolved in the root. */
+static int make_component(int parent, const char *name, int as_file)
+{
+    if (as_file) {
+        int fd = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return errno == EEXIST ? 0 : -1;
+        close(fd);
+        return 0;
+    }
+    return mkdirat(parent, name, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Returns an O_PATH fd for dest inside the rootfs, creating what is
+ * missing (directories; the last component as kind says), or -1. */
+static int open_in_root(struct init_ctx *c, const char *dest, int kind)
+{
+    int fd = resolve(c->root_fd, dest, O_PATH);
+    if (fd >= 0 || errno != ENOENT || kind < 0)
+        return fd;
+    char prefix[PATH_MAX];
+    size_t len = strlen(dest);
+    if (len >= sizeof prefix) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int parent = dup(c->root_fd);
+    if (parent < 0)
+        return -1;
+    for (size_t i = 0; i <= len; i++) {
+        if (dest[i] != '/' && dest[i] != '\0')
+            continue;
+        size_t start = i;   /* find this component's start */
+        while (start > 0 && dest[start - 1] != '/')
+            start--;
+        if (start == i)     /* empty component: "//" or leading "/" */
+            continue;
+        memcpy(prefix, dest, i);
+        prefix[i] = '\0';
+        fd = resolve(c->root_fd, prefix, O_PATH);
+        if (fd < 0 && errno == ENOENT) {
+            char name[NAME_MAX + 1];
+            size_t nlen = i - start;
+            if (nlen > NAME_MAX) {
+                errno = ENAMETOOLONG;
+                break;
+            }
+            memcpy(name, dest + start, nlen);
+            name[nlen] = '\0';
+            if (make_component(parent, name, kind == MOUNT_FILE && i == len) < 0)
+                break;
+            fd = resolve(c->root_fd, prefix, O_PATH);
+        }
+        if (fd < 0)
+            break;
+        close(parent);
+        parent = fd;
+    }
+    if (fd < 0) {
+        int err = errno;
+        close(parent);
+        errno = err;
+        return -1;
+    }
+    return parent;
+}
+
+static void fd_path(char *buf, size_t size, int fd)
+{
+    snprintf(buf, size, "/proc/self/fd/%d", fd);
+}
+
+/* Flags a bind remount must keep: a mount made in another user namespace
+ * has them locked, and dropping them is EPERM. */
+static unsigned long locked_flags(const char *target)
+{
+    struct statvfs sv;
+    unsigned long f = 0;
+    if (statvfs(target, &sv) < 0)
+        return 0;
+    if (sv.f_flag & ST_NOSUID) f |= MS_NOSUID;
+    if (sv.f_flag & ST_NODEV) f |= MS_NODEV;
+    if (sv.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+    if (sv.f_flag & ST_NOATIME) f |= MS_NOATIME;
+    if (sv.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+    if (sv.f_flag & ST_RELATIME) f |= MS_RELATIME;
+    if (sv.f_flag & ST_RDONLY) f |= MS_RDONLY;
+    return f;
+}
+
+static int remount_bind(const char *target, unsigned long flags)
+{
+    unsigned long base = MS_BIND | MS_REMOUNT;
+    if (mount(NULL, target, NULL, base | flags, NULL) == 0)
+        return 0;
+    if (errno != EPERM)
+        return -1;
+    return mount(NULL, target, NULL, base | flags | locked_flags(target), NULL);
+}
+
+void do_rootfs(struct init_ctx *c, const char *rootfs, unsigned long prop)
+{
+    /* Nothing we mount may propagate back to the host. */
+    if (mount(NULL, "/", NULL, MS_REC | prop, NULL) < 0)
+        die(c, "set propagation of / (linux.rootfsPropagation)");
+    /* pivot_root needs the new root to be a mount point. */
+    if (mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+        die(c, "bind mount the rootfs %s", rootfs);
+    c->root_fd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (c->root_fd < 0)
+        die(c, "open the rootfs %s", rootfs);
+}
+
+/* args: src, dest, fstype, flags, data, propagation, kind */
+void do_mount(struct init_ctx *c, struct step *s)
+{
+    const char *src = s->args[0].str, *dest = s->args[1].str;
+    const char *fstype = s->args[2].str, *data = s->args[4].str;
+    unsigned long flags = (unsigned long)s->args[3].num;
+    unsigned long prop = (unsigned long)s->args[5].num;
+    char target[64];
+    int fd = open_in_root(c, dest, (int)s->args[6].num);
+    if (fd < 0)
+        die(c, "mount %s: make the mount point", dest);
+    fd_path(target, sizeof target, fd);
+    if (flags & MS_BIND) {
+        if (mount(src, target, NULL, MS_BIND | (flags & MS_REC), NULL) < 0)
+            die(c, "bind mount %s to %s", src, dest);
+        unsigned long rest = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
+        close(fd);
+        /* The fd names the directory under the new mount: look again. */
+        if ((fd = open_in_root(c, dest, -1)) < 0)
+            die(c, "mount %s: reopen", dest);
+        fd_path(target, sizeof target, fd);
+        if (rest && remount_bind(target, rest) < 0)
+            die(c, "remount %s with its options", dest);
+    } else {
+        if (mount(src, target, *fstype ? fstype : NULL, flags, *data ? data : NULL) < 0)
+            die(c, "mount %s (type %s) to %s", src, fstype, dest);
+        close(fd);
+        if ((fd = open_in_root(c, dest, -1)) < 0)
+            die(c, "mount %s: reopen", dest);
+        fd_path(target, sizeof target, fd);
+    }
+    if (prop && mount(NULL, target, NULL, prop, NULL) < 0)
+        die(c, "set propagation of %s", dest);
+    close(fd);
+}
+
+/* Opens the directory that will hold dest and points *name at its last
+ * component, making the directories on the way. */
+static int open_parent(struct init_ctx *c, const char *dest, char *dir, size_t size, const char **name)
+{
+    const char *slash = strrchr(dest, '/');
+    size_t dlen = slash ? (size_t)(slash - dest) : 0;
+    if (dlen >= size) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(dir, dest, dlen);
+    dir[dlen] = '\0';
+    *name = slash ? slash + 1 : dest;
+    if (!**name) {
+        errno = EINVAL;
+        return -1;
+    }
+    return dlen ? open_in_root(c, dir, MOUNT_DIR) : dup(c->root_fd);
+}
+
+/* args: dest, mode (with S_IFCHR/S_IFBLK/S_IFIFO), major, minor, uid, gid */
+void do_mknod(struct init_ctx *c, struct step *s)
+{
+    const char *dest = s->args[0].str, *name;
+    char dir[PATH_MAX];
+    int parent = open_parent(c, dest, dir, sizeof dir, &name);
+    if (parent < 0)
+        die(c, "device %s: make its directory", dest);
+    dev_t dev = makedev((unsigned)s->args[2].num, (unsigned)s->args[3].num);
+    mode_t mode = (mode_t)s->args[1].num;
+    if (mknodat(parent, name, mode, dev) < 0) {
+        /* Listed twice, or over a file of the image: the config wins. */
+        if (errno != EEXIST || unlinkat(parent, name, 0) < 0 || mknodat(parent, name, mode, dev) < 0)
+            die(c, "mknod device %s", dest);
+    }
+    if (fchownat(parent, name, (uid_t)s->args[4].num, (gid_t)s->args[5].num, AT_SYMLINK_NOFOLLOW) < 0)
+        die(c, "chown device %s", dest);
+    close(parent);
+}
+
+/* args: host path, dest, uid, gid.  In a user namespace mknod is EPERM;
+ * like runc, bind the host's device node instead. */
+void do_bind_device(struct init_ctx *c, struct step *s)
+{
+    const char *host = s->args[0].str, *dest = s->args[1].str;
+    char target[64];
+    int fd = open_in_root(c, dest, MOUNT_FILE);
+    if (fd < 0)
+        die(c, "device %s: make the mount point", dest);
+    fd_path(target, sizeof target, fd);
+    if (mount(host, target, NULL, MS_BIND, NULL) < 0)
+        die(c, "bind device %s to %s", host, dest);
+    close(fd);
+}
+
+void do_symlink(struct init_ctx *c, const char *target, const char *dest)
+{
+    const char *name;
+    char dir[PATH_MAX];
+    int parent = open_parent(c, dest, dir, sizeof dir, &name);
+    if (parent < 0)
+        die(c, "symlink %s: make its directory", dest);
+    if (symlinkat(target, parent, name) < 0 && errno != EEXIST)
+        die(c, "symlink %s -> %s", dest, target);
+    close(parent);
+}
+
+void do_mkdir(struct init_ctx *c, const char *dest, int mode)
+{
+    int fd = open_in_root(c, dest, MOUNT_DIR);
+    if (fd < 0)
+        die(c, "mkdir %s", dest);
+    char target[64];
+    fd_path(target, sizeof target, fd);
+    if (chmod(target, (mode_t)mode) < 0)
+        die(c, "chmod %s", dest);
+    close(fd);
+}
+
+void do_pivot_root(struct init_ctx *c, const char *rootfs)
+{
+    int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    if (oldroot < 0)
+        die(c, "pivot_root: open /");
+    int newroot = open(rootfs, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    if (newroot < 0)
+        die(c, "pivot_root: open %s", rootfs);
+    /* pivot_root(".", "."): the old root ends up stacked on the new one;
+     * detach it from there without a temporary directory in the image. */
+    if (fchdir(newroot) < 0)
+        die(c, "pivot_root: chdir %s", rootfs);
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        die(c, "pivot_root %s", rootfs);
+    if (fchdir(oldroot) < 0)
+        die(c, "pivot_root: chdir to the old root");
+    /* Keep the unmount from propagating to the host. */
+    if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+        die(c, "pivot_root: make the old root rslave");
+    if (umount2(".", MNT_DETACH) < 0)
+        die(c, "pivot_root: detach the old root");
+    if (chdir("/") < 0)
+        die(c, "pivot_root: chdir /");
+    close(oldroot);
+    close(newroot);
+    close(c->root_fd);
+    c->root_fd = -1;
+}
+
+void do_move_root(struct init_ctx *c, const char *rootfs)
+{
+    if (chdir(rootfs) < 0)
+        die(c, "chdir %s", rootfs);
+    if (mount(rootfs, "/", NULL, MS_MOVE, NULL) < 0)
+        die(c, "move the rootfs %s to /", rootfs);
+    if (chroot(".") < 0)
+        die(c, "chroot %s", rootfs);
+    if (chdir("/") < 0)
+        die(c, "chdir /");
+    close(c->root_fd);
+    c->root_fd = -1;
+}
+
+void do_readonly_path(struct init_ctx *c, const char *path)
+{
+    if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) {
+        if (errno == ENOENT)   /* the spec: a path that is not there is fine */
+            return;
+        die(c, "bind %s for linux.readonlyPaths", path);
+    }
+    if (remount_bind(path, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC) < 0)
+        die(c, "remount %s read-only (linux.readonlyPaths)", path);
+}
+
+void do_mask_path(struct init_ctx *c, const char *path)
+{
+    struct stat st, null;
+    if (stat(path, &st) < 0) {
+        if (errno == ENOENT)
+            return;
+        die(c, "stat %s for linux.maskedPaths", path);
+    }
+    if (S_ISDIR(st.st_mode)) {
+        if (mount("tmpfs", path, "tmpfs", MS_RDONLY, NULL) < 0)
+            die(c, "mask directory %s (linux.maskedPaths)", path);
+        return;
+    }
+    /* Only ever bind the real null device over a path (CVE-2025-31133). */
+    if (stat("/dev/null", &null) < 0)
+        die(c, "stat /dev/null to mask %s", path);
+    if (!S_ISCHR(null.st_mode) || null.st_rdev != makedev(1, 3))
+        die_errno(c, EPERM, "mask %s: /dev/null is not the null device", path);
+    if (mount("/dev/null", path, NULL, MS_BIND, NULL) < 0)
+        die(c, "mask %s (linux.maskedPaths)", path);
+}
+
+void do_remount_root(struct init_ctx *c, unsigned long flags)
+{
+    unsigned long prop = flags & (MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE | MS_REC);
+    if ((flags & MS_RDONLY) && remount_bind("/", MS_RDONLY) < 0)
+        die(c, "remount / read-only (root.readonly)");
+    if ((prop & ~MS_REC) && mount(NULL, "/", NULL, prop, NULL) < 0)
+        die(c, "set propagation of / (linux.rootfsPropagation)");
+}

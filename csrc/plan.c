@@ -1,0 +1,240 @@
+/* Decoding a plan and running its steps in the container init. */
+#include "internal.h"
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sched.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* Fewest arguments each op takes; decoding rejects a plan with fewer. */
+static const uint32_t min_args[OP__COUNT] = {
+    [OP_SETNS] = 2, [OP_CLONE] = 1, [OP_UNSHARE] = 1, [OP_SETHOSTNAME] = 1,
+    [OP_SETDOMAINNAME] = 1, [OP_ROOTFS] = 2, [OP_MOUNT] = 7, [OP_MKNOD] = 6,
+    [OP_BIND_DEVICE] = 4, [OP_SYMLINK] = 2, [OP_MKDIR] = 2, [OP_PIVOT_ROOT] = 1,
+    [OP_MOVE_ROOT] = 1, [OP_WRITE_FILE] = 2, [OP_READONLY_PATH] = 1,
+    [OP_MASK_PATH] = 1, [OP_REMOUNT_ROOT] = 1, [OP_SETRLIMIT] = 3,
+    [OP_CAPBSET] = 1, [OP_SETUSER] = 2, [OP_CAPS] = 4, [OP_UMASK] = 1,
+    [OP_CHDIR] = 1, [OP_FIND_EXEC] = 2, [OP_WAIT_START] = 1,
+    [OP_CLOSE_FDS] = 1, [OP_EXEC] = 2, [OP_SET_DUMPABLE] = 1,
+};
+
+static int read_u32(const uint8_t **p, const uint8_t *end, uint32_t *v)
+{
+    if (end - *p < 4)
+        return -1;
+    memcpy(v, *p, 4);
+    *p += 4;
+    return 0;
+}
+
+/* Decodes the whole plan up front, in the runtime, so that a malformed
+ * plan is an error of oci_spawn and never of a half-set-up child.
+ * Strings point into the plan buffer, which outlives the child's use. */
+int decode_plan(const uint8_t *buf, size_t len, struct step **out, size_t *n_out)
+{
+    const uint8_t *p = buf, *end = buf + len;
+    size_t n = 0, cap = 64;
+    struct step *steps = malloc(cap * sizeof *steps);
+    if (!steps)
+        return -ENOMEM;
+    while (p < end) {
+        struct step s;
+        if (read_u32(&p, end, &s.op) || read_u32(&p, end, &s.argc))
+            goto bad;
+        if (s.op == 0 || s.op >= OP__COUNT || s.argc > MAX_ARGS || s.argc < min_args[s.op])
+            goto bad;
+        s.args = calloc(s.argc ? s.argc : 1, sizeof *s.args);
+        if (!s.args)
+            goto bad;
+        for (uint32_t i = 0; i < s.argc; i++) {
+            uint32_t kind, slen;
+            if (read_u32(&p, end, &kind))
+                goto bad;
+            if (kind == 0) {
+                if (end - p < 8)
+                    goto bad;
+                memcpy(&s.args[i].num, p, 8);
+                p += 8;
+            } else if (kind == 1) {
+                if (read_u32(&p, end, &slen) || (size_t)(end - p) < (size_t)slen + 1 || p[slen] != 0)
+                    goto bad;
+                s.args[i].is_str = 1;
+                s.args[i].str = (const char *)p;
+                p += slen + 1;
+            } else {
+                goto bad;
+            }
+        }
+        if (n == cap) {
+            struct step *more = realloc(steps, (cap *= 2) * sizeof *steps);
+            if (!more)
+                goto bad;
+            steps = more;
+        }
+        steps[n++] = s;
+    }
+    *out = steps;
+    *n_out = n;
+    return 0;
+bad:
+    for (size_t i = 0; i < n; i++)
+        free(steps[i].args);
+    free(steps);
+    return -EINVAL;
+}
+
+void free_plan(struct step *steps, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(steps[i].args);
+    free(steps);
+}
+
+/* fork() with namespace flags.  A NULL stack makes clone behave like fork:
+ * the child continues here on a copy of our stack. */
+pid_t clone_fork(unsigned long flags)
+{
+    return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+}
+
+static const char *str_arg(struct init_ctx *c, struct step *s, uint32_t i)
+{
+    if (!s->args[i].is_str)
+        die_errno(c, EINVAL, "plan: step %u argument %u must be a string", s->op, i);
+    return s->args[i].str;
+}
+
+static int64_t num_arg(struct init_ctx *c, struct step *s, uint32_t i)
+{
+    if (s->args[i].is_str)
+        die_errno(c, EINVAL, "plan: step %u argument %u must be a number", s->op, i);
+    return s->args[i].num;
+}
+
+#define S(i) str_arg(c, s, (i))
+#define N(i) num_arg(c, s, (i))
+
+static void do_setns(struct init_ctx *c, const char *path, int nstype)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        die(c, "open namespace %s", path);
+    if (setns(fd, nstype) < 0) {
+        if (errno == EINVAL)
+            die_errno(c, EINVAL, "setns %s: not a namespace of the type its entry names (or cannot be joined)", path);
+        die(c, "setns %s", path);
+    }
+    close(fd);
+}
+
+static void wait_start(struct init_ctx *c, int fd)
+{
+    char b;
+    ssize_t r;
+    do {
+        r = read(fd, &b, 1);
+    } while (r < 0 && errno == EINTR);
+    if (r != 1)
+        die(c, "wait for start on the exec fifo");
+    close(fd);
+}
+
+void run_plan(struct init_ctx *c, struct step *steps, size_t n, size_t i)
+{
+    for (; i < n; i++) {
+        struct step *s = &steps[i];
+        switch (s->op) {
+        case OP_SETNS: do_setns(c, S(0), (int)N(1)); break;
+        case OP_CLONE: {
+            pid_t pid = clone_fork((unsigned long)N(0));
+            if (pid < 0)
+                die(c, "clone the container init");
+            if (pid > 0) {   /* we are the intermediate: hand over, leave */
+                sync_send(c, MSG_PID, pid);
+                syscall(SYS_exit_group, 0);
+            }
+            break;
+        }
+        case OP_UNSHARE:
+            if (unshare((int)N(0)) < 0)
+                die(c, "unshare namespaces 0x%llx", (unsigned long long)N(0));
+            break;
+        case OP_SYNC_HELLO:
+            sync_send(c, MSG_HELLO, 0);
+            sync_wait(c, MSG_GO);
+            break;
+        case OP_SETID_ROOT: do_setid_root(c); break;
+        case OP_SETHOSTNAME:
+            if (sethostname(S(0), strlen(S(0))) < 0)
+                die(c, "sethostname %s", S(0));
+            break;
+        case OP_SETDOMAINNAME:
+            if (setdomainname(S(0), strlen(S(0))) < 0)
+                die(c, "setdomainname %s", S(0));
+            break;
+        case OP_ROOTFS: do_rootfs(c, S(0), (unsigned long)N(1)); break;
+        case OP_MOUNT: do_mount(c, s); break;
+        case OP_MKNOD: do_mknod(c, s); break;
+        case OP_BIND_DEVICE: do_bind_device(c, s); break;
+        case OP_SYMLINK: do_symlink(c, S(0), S(1)); break;
+        case OP_MKDIR: do_mkdir(c, S(0), (int)N(1)); break;
+        case OP_PIVOT_ROOT: do_pivot_root(c, S(0)); break;
+        case OP_MOVE_ROOT: do_move_root(c, S(0)); break;
+        case OP_WRITE_FILE: do_write_file(c, S(0), S(1)); break;
+        case OP_READONLY_PATH: do_readonly_path(c, S(0)); break;
+        case OP_MASK_PATH: do_mask_path(c, S(0)); break;
+        case OP_REMOUNT_ROOT: do_remount_root(c, (unsigned long)N(0)); break;
+        case OP_SETRLIMIT: do_setrlimit(c, (int)N(0), (uint64_t)N(1), (uint64_t)N(2)); break;
+        case OP_CAPBSET: do_capbset(c, (uint64_t)N(0)); break;
+        case OP_SETGROUPS: do_setgroups(c, s); break;
+        case OP_SETUSER: do_setuser(c, (uint32_t)N(0), (uint32_t)N(1)); break;
+        case OP_CAPS: do_caps(c, N(0), N(1), N(2), N(3)); break;
+        case OP_UMASK: umask((mode_t)N(0)); break;
+        case OP_NO_NEW_PRIVS:
+            if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                die(c, "prctl no_new_privs");
+            break;
+        case OP_CHDIR:
+            if (chdir(S(0)) < 0)
+                die(c, "chdir to cwd %s", S(0));
+            break;
+        case OP_FIND_EXEC: do_find_exec(c, S(0), S(1)); break;
+        case OP_SYNC_READY:
+            sync_send(c, MSG_READY, 0);
+            close(c->sync_fd);   /* the runtime goes away now */
+            c->sync_fd = -1;
+            break;
+        case OP_WAIT_START: wait_start(c, (int)N(0)); break;
+        case OP_CLOSE_FDS:
+            /* Anything the runtime left open must not reach the process
+             * (CVE-2024-21626): mark all from here up close-on-exec. */
+            if (syscall(SYS_close_range, (unsigned)N(0), ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+                die(c, "close_range from fd %lld", (long long)N(0));
+            break;
+        case OP_EXEC: do_exec(c, s);
+        case OP_SET_DUMPABLE:
+            if (prctl(PR_SET_DUMPABLE, (unsigned long)N(0), 0, 0, 0) < 0)
+                die(c, "prctl set_dumpable");
+            break;
+        case OP_CLOSE:
+            for (uint32_t a = 0; a < s->argc; a++)
+                close((int)N(a));
+            break;
+        case OP_SETSID:
+            if (setsid() < 0)
+                die(c, "setsid");
+            break;
+        default:
+            die_errno(c, EINVAL, "plan: unknown step %u", s->op);
+        }
+    }
+    die_errno(c, EINVAL, "plan: ended without exec");
+}

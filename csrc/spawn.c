@@ -1,0 +1,36 @@
+/* oci_spawn: from the runtime (a Python process) to a running init. */
+#include "internal.h"
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int decode_plan(const uint8_t *buf, size_t len, struct step **out, size_t *n_out);
+void free_plan(struct step *steps, size_t n);
+pid_t clone_fork(unsigned long flags);
+
+int oci_spawn(const uint8_t *plan, size_t len, int sync_fd)
+{
+    struct step *steps;
+    size_t n;
+    int r = decode_plan(plan, len, &steps, &n);
+    if (r < 0)
+        return r;
+    struct init_ctx c = {.sync_fd = sync_fd, .root_fd = -1};
+    pid_t pid;
+    size_t first = 0;
+    if (n > 0 && steps[0].op == OP_CLONE && !steps[0].args[0].is_str) {
+        /* Nothing to join first: clone the init straight from here. */
+        pid = clone_fork((unsigned long)steps[0].args[0].num);
+        first = 1;
+    } else {
+        /* Joining namespaces must not touch the runtime itself: an
+         * intermediate process joins, then OP_CLONE forks the init. */
+        pid = clone_fork(0);
+    }
+    if (pid == 0)
+        run_plan(&c, steps, n, first);
+    r = pid < 0 ? -errno : pid;
+    free_plan(steps, n);
+    return r;
+}

@@ -1,0 +1,5 @@
+import sys
+
+from ociruntime.cli import main
+
+sys.exit(main())

@@ -1,0 +1,53 @@
+"""Where errors and warnings go: stderr, and --log in runc's formats.
+
+JSON lines are {"level","msg","time"} as containerd reads them; by default
+only warnings and errors are written (podman reads the file as one JSON
+object when a command fails)."""
+import json
+import sys
+import time
+
+_path = None
+_format = "text"
+_debug = False
+
+
+def configure(path=None, fmt="text", debug=False):
+    global _path, _format, _debug
+    _path, _format, _debug = path, fmt, debug
+
+
+def _now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _write(level, msg):
+    if not _path:
+        return
+    if _format == "json":
+        line = json.dumps({"level": level, "msg": msg, "time": _now()})
+    else:
+        line = f'time="{_now()}" level={level} msg={json.dumps(msg)}'
+    try:
+        with open(_path, "a") as f:
+            f.write(line + "\n")
+    except OSError as e:
+        print(f"ociruntime: cannot write log {_path}: {e.strerror}", file=sys.stderr)
+
+
+def error(msg):
+    _write("error", msg)
+    print(f"ociruntime: {msg}", file=sys.stderr)
+
+
+def warning(msg):
+    _write("warning", msg)
+    if not _path:
+        print(f"ociruntime: warning: {msg}", file=sys.stderr)
+
+
+def debug(msg):
+    if _debug:
+        _write("debug", msg)
+        if not _path:
+            print(f"ociruntime: debug: {msg}", file=sys.stderr)

@@ -1,0 +1,54 @@
+"""The plan: what the C core's container init does, step by step.
+
+Python decides everything (which namespaces, which mounts in which order,
+which ids and capabilities); csrc/ carries the steps out after clone.  A
+plan is encoded as csrc/core.h describes: per step a u32 opcode, a u32
+argument count, then each argument as an int64 or a NUL-terminated string.
+"""
+from struct import Struct
+
+# The same order as enum oci_op in csrc/core.h (tests/test_plan.py checks).
+OPS = (
+    "SETNS", "CLONE", "UNSHARE", "SYNC_HELLO", "SETID_ROOT", "SETHOSTNAME",
+    "SETDOMAINNAME", "ROOTFS", "MOUNT", "MKNOD", "BIND_DEVICE", "SYMLINK",
+    "MKDIR", "PIVOT_ROOT", "MOVE_ROOT", "WRITE_FILE", "READONLY_PATH",
+    "MASK_PATH", "REMOUNT_ROOT", "SETRLIMIT", "CAPBSET", "SETGROUPS",
+    "SETUSER", "CAPS", "UMASK", "NO_NEW_PRIVS", "CHDIR", "FIND_EXEC",
+    "SYNC_READY", "WAIT_START", "CLOSE_FDS", "EXEC", "SET_DUMPABLE", "SETSID",
+    "CLOSE",
+)
+OP = {name: number for number, name in enumerate(OPS, 1)}
+
+# Mount kinds (enum oci_mount_kind): what to create at a missing destination.
+MOUNT_DIR, MOUNT_FILE = 0, 1
+
+_HEAD = Struct("<II")
+_INT = Struct("<Iq")
+_STR = Struct("<II")
+
+
+class Plan:
+    """An ordered list of steps, encoded as they are added."""
+
+    def __init__(self):
+        self._chunks = []
+        self.steps = []     # (name, args), for debugging and tests
+
+    def add(self, name, *args):
+        chunks = self._chunks
+        chunks.append(_HEAD.pack(OP[name], len(args)))
+        for a in args:
+            if isinstance(a, int):
+                # Unsigned 64-bit values (capability masks, RLIM_INFINITY)
+                # travel as their two's-complement int64.
+                chunks.append(_INT.pack(0, a - (1 << 64) if a >= 1 << 63 else a))
+            else:
+                b = a.encode() if isinstance(a, str) else a
+                if b"\0" in b:
+                    raise ValueError(f"NUL byte in {name} argument {a!r}")
+                chunks.append(_STR.pack(1, len(b)) + b + b"\0")
+        self.steps.append((name, args))
+        return self
+
+    def encode(self):
+        return b"".join(self._chunks)

@@ -1,0 +1,76 @@
+"""The container process: rlimits, user, capabilities, cwd, env, exec."""
+import os
+
+from ociruntime import capabilities
+from ociruntime.errors import ConfigError
+
+RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3,
+    "RLIMIT_CORE": 4, "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7,
+    "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10,
+    "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def env_value(env, key):
+    prefix = key + "="
+    for e in env:
+        if e.startswith(prefix):
+            return e[len(prefix):]
+    return None
+
+
+def home_of(rootfs, uid):
+    """HOME from the image's /etc/passwd, as runc sets it when absent."""
+    try:
+        fd = os.open(os.path.join(rootfs, "etc/passwd"), os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as f:
+            for line in f.read(1 << 20).decode(errors="replace").splitlines():
+                parts = line.split(":")
+                if len(parts) >= 6 and parts[2] == str(uid):
+                    return parts[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def plan_identity(plan, proc, source):
+    """rlimits, groups, ids and capabilities, in the order that works:
+    limits and the bounding set need privileges we drop afterwards."""
+    where = f"{source}: $.process"
+    for i, rl in enumerate(proc.get("rlimits") or ()):
+        res = RLIMITS.get(rl.get("type"))
+        if res is None:
+            raise ConfigError(f"{where}.rlimits[{i}].type: unknown rlimit {rl.get('type')!r}")
+        plan.add("SETRLIMIT", res, rl["soft"], rl["hard"])
+    caps = capabilities.masks(proc.get("capabilities"), f"{where}.capabilities")
+    user = proc.get("user") or {}
+    plan.add("CAPBSET", caps["bounding"])
+    plan.add("SETGROUPS", *user.get("additionalGids") or ())
+    plan.add("SETUSER", user.get("uid", 0), user.get("gid", 0))
+    plan.add("CAPS", caps["effective"], caps["permitted"], caps["inheritable"], caps["ambient"])
+    if proc.get("noNewPrivileges"):
+        plan.add("NO_NEW_PRIVS")
+
+
+def plan_exec(plan, proc, rootfs, source, first_closed_fd):
+    """cwd, then finding the executable (so a missing one fails `create`,
+    as in runc), then -- after OP_WAIT_START -- the exec itself."""
+    args = proc.get("args") or ()
+    if not args:
+        raise ConfigError(f"{source}: $.process.args: must name a command")
+    cwd = proc.get("cwd") or "/"
+    if not cwd.startswith("/"):
+        raise ConfigError(f"{source}: $.process.cwd: must be an absolute path, not {cwd!r}")
+    env = list(proc.get("env") or ())
+    if env_value(env, "HOME") is None:
+        env.append("HOME=" + home_of(rootfs, (proc.get("user") or {}).get("uid", 0)))
+    plan.add("CHDIR", cwd)
+    plan.add("FIND_EXEC", args[0], env_value(env, "PATH") or DEFAULT_PATH)
+    return lambda: (
+        plan.add("UMASK", (proc.get("user") or {}).get("umask", 0o022)),
+        plan.add("CLOSE_FDS", first_closed_fd),
+        plan.add("EXEC", len(args), *args, len(env), *env),
+    )

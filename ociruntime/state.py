@@ -1,0 +1,155 @@
+"""The state directory: one directory per container under --root.
+
+<root>/<id>/state.json   what we know (written atomically: temp + rename)
+<root>/<id>/exec.fifo    exists from create until start (the init blocks
+                         reading it; `start` writes one byte)
+
+A flock on the container directory serialises the commands that change a
+container (create, start, delete).  The status is not stored: it is read
+from the live process (pid plus its start time, so that a reused pid is
+not mistaken for the container) and the fifo.
+"""
+import json
+import os
+
+from ociruntime import SPEC_VERSION
+from ociruntime.errors import ContainerNotFound, OciError
+
+DEFAULT_ROOT = "/run/ociruntime"
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
+
+
+def check_id(cid):
+    # runc's rule; it also keeps ids from naming paths outside the root.
+    if not cid or cid in (".", "..") or not _ID_CHARS.issuperset(cid) or len(cid) > 1024:
+        raise OciError(f"invalid container id {cid!r}: use letters, digits and _ + - . only")
+    return cid
+
+
+def proc_stat(pid):
+    """(state letter, start time) of a process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    rest = data[data.rindex(b")") + 2:].split()
+    return rest[0].decode(), int(rest[19])
+
+
+def process_alive(pid, start_time):
+    st = proc_stat(pid) if pid > 0 else None
+    return st is not None and st[1] == start_time and st[0] not in ("Z", "X")
+
+
+def lock_dir(path):
+    """Take the container's lock; None if the container is gone."""
+    import fcntl
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    if os.fstat(fd).st_nlink == 0:   # deleted while we waited
+        os.close(fd)
+        return None
+    return fd
+
+
+class Container:
+    """One container's record in the state directory."""
+
+    def __init__(self, root, cid, data):
+        self.root, self.id, self.data = root, cid, data
+        self.dir = os.path.join(root, cid)
+
+    # -- lookup ----------------------------------------------------------
+    @classmethod
+    def load(cls, root, cid):
+        check_id(cid)
+        path = os.path.join(root, cid, "state.json")
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            raise ContainerNotFound(cid) from None
+        except OSError as e:
+            raise OciError(f"{path}: {e.strerror.lower()}") from None
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict) or data.get("id") != cid:
+                raise ValueError("not a container state")
+        except ValueError as e:
+            raise OciError(f"{path}: corrupt state ({e}); `delete --force {cid}` removes it") from None
+        return cls(root, cid, data)
+
+    @classmethod
+    def ids(cls, root):
+        try:
+            return sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)))
+        except FileNotFoundError:
+            return []
+
+    # -- fields ----------------------------------------------------------
+    @property
+    def pid(self):
+        return self.data.get("pid", 0)
+
+    @property
+    def fifo(self):
+        return os.path.join(self.dir, "exec.fifo")
+
+    def status(self):
+        d = self.data
+        if d.get("status") == "creating":
+            return "creating"
+        if not process_alive(d.get("pid", 0), d.get("pid_start")):
+            return "stopped"
+        if os.path.exists(self.fifo):
+            return "created"
+        if self._frozen():
+            return "paused"
+        return "running"
+
+    def _frozen(self):
+        path = (self.data.get("cgroups") or {}).get("/sys/fs/cgroup/freezer")
+        if not path:
+            return False
+        try:
+            with open(path + "/freezer.state") as f:
+                return f.read().strip() in ("FROZEN", "FREEZING")
+        except OSError:
+            return False
+
+    def oci_state(self):
+        """The state of runtime.md, with runc's extras (rootfs, created)."""
+        d = self.data
+        status = self.status()
+        out = {
+            "ociVersion": SPEC_VERSION,
+            "id": self.id,
+            "pid": d.get("pid", 0) if status not in ("stopped", "creating") else 0,
+            "status": status,
+            "bundle": d.get("bundle", ""),
+            "rootfs": d.get("rootfs", ""),
+            "created": d.get("created", ""),
+            "owner": "",
+        }
+        if d.get("annotations"):
+            out["annotations"] = d["annotations"]
+        return out
+
+    # -- changes ---------------------------------------------------------
+    def save(self):
+        tmp = os.path.join(self.dir, ".state.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(self.data, f, separators=(",", ":"))
+        os.rename(tmp, os.path.join(self.dir, "state.json"))
+
+
+def write_atomic(path, text):
+    """Write a file whole or not at all (pid files are read by engines)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)

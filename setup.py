@@ -1,0 +1,16 @@
+"""Build and install ociruntime: the Python package and its cffi C core."""
+from setuptools import setup
+
+setup(
+    name="ociruntime",
+    version="0.1.0",
+    description="An OCI container runtime: Python with a small C core",
+    packages=["ociruntime"],
+    package_data={"ociruntime": ["schemas/*.json"]},
+    python_requires=">=3.9",
+    setup_requires=["cffi>=1.15"],
+    install_requires=["cffi>=1.15", "jsonschema", "pyroute2"],
+    cffi_modules=["csrc/build_core.py:ffibuilder"],
+    entry_points={"console_scripts": ["ociruntime = ociruntime.cli:main"]},
+    zip_safe=False,
+)
