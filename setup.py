@@ -11,6 +11,8 @@ setup(
     setup_requires=["cffi>=1.15"],
     install_requires=["cffi>=1.15", "jsonschema", "pyroute2"],
     cffi_modules=["csrc/build_core.py:ffibuilder"],
-    entry_points={"console_scripts": ["ociruntime = ociruntime.cli:main"]},
+    # A script of our own rather than a console_scripts entry point: it
+    # starts Python without `site` (see bin/ociruntime).
+    scripts=["bin/ociruntime"],
     zip_safe=False,
 )
