@@ -9,7 +9,7 @@ import re
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ["sync.c", "plan.c", "spawn.c", "mounts.c", "process.c"]
+SOURCES = ["sync.c", "plan.c", "spawn.c", "mounts.c", "process.c", "terminal.c", "seccomp.c", "bpf_devices.c", "hooks.c", "mounts_extra.c", "process_extra.c"]
 
 
 def _public_cdef():
@@ -27,6 +27,7 @@ ffibuilder.set_source(
     '#include "core.h"',
     sources=[os.path.relpath(os.path.join(HERE, s)) for s in SOURCES],
     include_dirs=[os.path.relpath(HERE)],
+    libraries=["seccomp"],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"],
 )
 

@@ -32,7 +32,7 @@ enum oci_op {
     OP_MKNOD,              /* dest, mode, major, minor, uid, gid */
     OP_BIND_DEVICE,        /* host path, dest, uid, gid (user ns: no mknod) */
     OP_SYMLINK,            /* target, dest */
-    OP_MKDIR,              /* dest, mode */
+    OP_MKDIR,              /* dest, mode (-1: make what is missing, chmod nothing) */
     OP_PIVOT_ROOT,         /* rootfs */
     OP_MOVE_ROOT,          /* rootfs (--no-pivot: MS_MOVE + chroot) */
     OP_WRITE_FILE,         /* path, content (after pivot: sysctl) */
@@ -55,11 +55,30 @@ enum oci_op {
     OP_SET_DUMPABLE,       /* 0/1: /proc/PID/exe must not be reopenable */
     OP_SETSID,             /* new session (no terminal: like runc) */
     OP_CLOSE,              /* fd...: the runtime's own (its lock) */
+    OP_SETUP_TERMINAL,     /* sock fd, rows, cols, uid, mount console: pty */
+    OP_SECCOMP,            /* default action, flags, narch, arch names...: start the filter */
+    OP_SECCOMP_RULE,       /* action, nargs, (index, op, value, value2)*nargs, names... */
+    OP_SECCOMP_EXPORT,     /* compile the filter to BPF (errors still reach the runtime) */
+    OP_SECCOMP_LOAD,       /* listener socket fd, state JSON fragments...: load it */
+    OP_SYNC_HOOKS,         /* ask the runtime to run prestart/createRuntime hooks, wait */
+    OP_HOOK,               /* kind, index, path, timeout, state head, tail, argc, argv..., envc, env... */
+    OP_REPORT_FD,          /* fd: after create, failures are written there (start reads them) */
+    OP_MOUNT_SETATTR,      /* dest, attr_set, attr_clr, recursive: mount_setattr */
+    OP_MOVE_MOUNT,         /* fd of a detached (idmapped) mount, dest, kind */
+    OP_SCHED,              /* policy, flags, nice, priority, runtime, deadline, period */
+    OP_IOPRIO,             /* ioprio value (class << 13 | level) */
+    OP_PERSONALITY,        /* persona */
+    OP_MEMPOLICY,          /* mode | flags, maxnode, mask words... */
+    OP_AFFINITY,           /* cpu mask words (64 cpus each)... */
+    OP_LO_UP,              /* bring lo up in a new network namespace */
     OP__COUNT
 };
 
 /* Mount kinds for OP_MOUNT: what to make at the destination. */
 enum oci_mount_kind { MOUNT_DIR = 0, MOUNT_FILE = 1 };
+/* OR'ed into the kind: after mounting, copy what the destination directory
+ * held into the new mount (the tmpcopyup mount option, tmpfs only). */
+#define MOUNT_COPYUP 4
 
 enum oci_msg_type {
     MSG_ERROR = 1,   /* err, text */
@@ -67,6 +86,7 @@ enum oci_msg_type {
     MSG_GO,          /* runtime -> init: ids mapped, cgroups joined */
     MSG_READY,       /* init -> runtime: created, waiting for start */
     MSG_PID,         /* intermediate -> runtime: value = pid of the init */
+    MSG_HOOKS,       /* init -> runtime: mounts done, run prestart/createRuntime */
 };
 
 struct oci_msg {
@@ -89,4 +109,30 @@ int oci_recv(int fd, struct oci_msg *m);          /* bytes read or -errno */
 int oci_send(int fd, int type, int64_t value);    /* 0 or -errno */
 int oci_move_fd_above(int fd, int min);           /* new fd or -errno */
 int oci_set_child_subreaper(void);                /* 0 or -errno */
+
+/* Hooks (hooks.c): run path with argv/envp (envp NULL: ours), the state on
+ * stdin, its cwd cwd_fd (-1: ours), killed after timeout_secs (0: never).
+ * 0 if it exited 0, OCI_HOOK_FAILED (*wstatus says how), OCI_HOOK_TIMEOUT,
+ * or -errno if it could not be run.  out gets the start of its output. */
+enum { OCI_HOOK_FAILED = 1, OCI_HOOK_TIMEOUT = 2 };
+int oci_run_hook(const char *path, char *const argv[], char *const envp[],
+                 const char *state, size_t state_len, int timeout_secs, int cwd_fd,
+                 char *out, size_t out_size, int *wstatus);
+
+/* Idmapped and recursive-attribute mounts (mounts_extra.c): a user
+ * namespace with these maps, as an fd (its process is gone); a detached
+ * copy of path's mount (recursive: with its submounts) with attributes
+ * set (attr_recursive: on all of it) and idmapped to userns_fd if >= 0.
+ * fd or -errno. */
+int oci_userns_fd(const char *uid_map, const char *gid_map);
+int oci_open_tree(const char *path, int recursive, int attr_recursive, uint64_t attr_set,
+                  uint64_t attr_clr, int userns_fd);
+
+/* cgroup v2 device filter (bpf_devices.c): load the eBPF program insns
+ * (n_insns struct bpf_insn) and attach it to the cgroup2 directory,
+ * replacing any device program attached there before.  0 or -errno; the
+ * verifier's log goes to log.  oci_bpf_device_progs counts the attached. */
+int oci_bpf_devices_attach(const char *cgroup_dir, const void *insns, unsigned n_insns,
+                           char *log, unsigned log_size);
+int oci_bpf_device_progs(const char *cgroup_dir);
 #endif

@@ -26,6 +26,8 @@ struct init_ctx {
     int sync_fd;      /* socket to the runtime, -1 once it is gone */
     int root_fd;      /* O_PATH fd of the rootfs, before pivot_root */
     const char *exec_path;   /* resolved by OP_FIND_EXEC */
+    int64_t pid;      /* our pid as the runtime sees it (MSG_GO's value), 0 if unknown */
+    int report_fd;    /* after create: where failures go (0: none; see OP_REPORT_FD) */
 };
 
 /* Report a failure to the runtime and exit; errno is taken as the cause.
@@ -63,8 +65,36 @@ void do_caps(struct init_ctx *c, uint64_t eff, uint64_t perm, uint64_t inh, uint
 void do_find_exec(struct init_ctx *c, const char *argv0, const char *path);
 void do_exec(struct init_ctx *c, struct step *s) __attribute__((noreturn));
 void do_write_file(struct init_ctx *c, const char *path, const char *content);
+void do_chdir(struct init_ctx *c, const char *cwd);
+
+/* terminal.c */
+void do_setup_terminal(struct init_ctx *c, int sock, int rows, int cols, int64_t uid, int console);
+
+/* seccomp.c */
+void do_seccomp(struct init_ctx *c, struct step *s);
+void do_seccomp_rule(struct init_ctx *c, struct step *s);
+void do_seccomp_export(struct init_ctx *c);
+void do_seccomp_load(struct init_ctx *c, struct step *s);
+
+/* hooks.c */
+void do_hook(struct init_ctx *c, struct step *s);
+
+/* mounts.c: an O_PATH fd of dest in the rootfs, made if kind >= 0 */
+int open_in_root(struct init_ctx *c, const char *dest, int kind);
+
+/* mounts_extra.c */
+void do_mount_setattr(struct init_ctx *c, const char *dest, uint64_t set, uint64_t clr, int recursive);
+void do_move_mount(struct init_ctx *c, int tree, const char *dest, int kind);
+
+/* process_extra.c */
+void do_sched(struct init_ctx *c, struct step *s);
+void do_ioprio(struct init_ctx *c, int64_t value);
+void do_personality(struct init_ctx *c, int64_t persona);
+void do_mempolicy(struct init_ctx *c, struct step *s);
+void do_affinity(struct init_ctx *c, struct step *s);
+void do_lo_up(struct init_ctx *c);
 
 /* sync.c */
 void sync_send(struct init_ctx *c, int type, int64_t value);
-void sync_wait(struct init_ctx *c, int type);
+int64_t sync_wait(struct init_ctx *c, int type);   /* the message's value */
 #endif

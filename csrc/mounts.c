@@ -7,6 +7,7 @@
  * After pivot_root the root is the container's, so plain paths are
  * confined by construction. */
 #include "internal.h"
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
@@ -42,10 +43,52 @@ static int make_component(int parent, const char *name, int as_file)
     return mkdirat(parent, name, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
+static int open_in_root_depth(struct init_ctx *c, const char *dest, int kind, int depth);
+
 /* Returns an O_PATH fd for dest inside the rootfs, creating what is
  * missing (directories; the last component as kind says), or -1. */
-static int open_in_root(struct init_ctx *c, const char *dest, int kind)
+int open_in_root(struct init_ctx *c, const char *dest, int kind)
 {
+    return open_in_root_depth(c, dest, kind, 0);
+}
+
+/* A component that exists but does not resolve is a dangling symlink
+ * (an image's /etc/resolv.conf -> ../run/...): like runc, follow it
+ * inside the root and make what it points to.  dest[start, end) is the
+ * link's name; what follows it in dest stays appended. */
+static int follow_dangling(struct init_ctx *c, int parent, const char *dest, size_t start,
+                           size_t end, int kind, int depth)
+{
+    char link[PATH_MAX], next[PATH_MAX];
+    char name[NAME_MAX + 1];
+    if (end - start > NAME_MAX) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(name, dest + start, end - start);
+    name[end - start] = '\0';
+    ssize_t l = readlinkat(parent, name, link, sizeof link - 1);
+    if (l < 0) {
+        errno = ENOENT;   /* not a link after all */
+        return -1;
+    }
+    link[l] = '\0';
+    int n = link[0] == '/'
+        ? snprintf(next, sizeof next, "%s%s", link, dest + end)
+        : snprintf(next, sizeof next, "%.*s%s%s", (int)start, dest, link, dest + end);
+    if (n < 0 || (size_t)n >= sizeof next) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return open_in_root_depth(c, next, kind, depth + 1);
+}
+
+static int open_in_root_depth(struct init_ctx *c, const char *dest, int kind, int depth)
+{
+    if (depth > 40) {
+        errno = ELOOP;
+        return -1;
+    }
     int fd = resolve(c->root_fd, dest, O_PATH);
     if (fd >= 0 || errno != ENOENT || kind < 0)
         return fd;
@@ -81,6 +124,13 @@ static int open_in_root(struct init_ctx *c, const char *dest, int kind)
             if (make_component(parent, name, kind == MOUNT_FILE && i == len) < 0)
                 break;
             fd = resolve(c->root_fd, prefix, O_PATH);
+            if (fd < 0 && errno == ENOENT) {
+                fd = follow_dangling(c, parent, dest, start, i, kind, depth);
+                int err = errno;
+                close(parent);
+                errno = err;
+                return fd;
+            }
         }
         if (fd < 0)
             break;
@@ -142,6 +192,95 @@ void do_rootfs(struct init_ctx *c, const char *rootfs, unsigned long prop)
         die(c, "open the rootfs %s", rootfs);
 }
 
+/* tmpcopyup: copy the directory tree open at `from` into `to` (an empty
+ * new mount), keeping types, modes, owners and times.  Runs in the init
+ * before pivot_root, on fds resolved inside the rootfs, and never follows
+ * a symlink: a link is copied as a link. */
+static void copy_meta(struct init_ctx *c, int dir, const char *name, const struct stat *st, const char *where)
+{
+    struct timespec times[2] = { st->st_atim, st->st_mtim };
+    if (fchownat(dir, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+        die(c, "tmpcopyup %s: chown %s", where, name);
+    if (!S_ISLNK(st->st_mode) && fchmodat(dir, name, st->st_mode & 07777, 0) < 0)
+        die(c, "tmpcopyup %s: chmod %s", where, name);
+    if (utimensat(dir, name, times, AT_SYMLINK_NOFOLLOW) < 0)
+        die(c, "tmpcopyup %s: set the times of %s", where, name);
+}
+
+static void copy_file(struct init_ctx *c, int from, int to, const char *name, const struct stat *st, const char *where)
+{
+    char buf[65536];
+    int in = openat(from, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (in < 0)
+        die(c, "tmpcopyup %s: open %s", where, name);
+    int out = openat(to, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st->st_mode & 0777);
+    if (out < 0)
+        die(c, "tmpcopyup %s: create %s", where, name);
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            die(c, "tmpcopyup %s: read %s", where, name);
+        if (n == 0)
+            break;
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(out, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0)
+                die(c, "tmpcopyup %s: write %s", where, name);
+            off += w;
+        }
+    }
+    close(in);
+    close(out);
+}
+
+static void copy_tree(struct init_ctx *c, int from, int to, const char *where)
+{
+    int dfd = dup(from);
+    DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+    if (!d)
+        die(c, "tmpcopyup %s: read the directory", where);
+    struct dirent *e;
+    while ((errno = 0, e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        struct stat st;
+        if (!strcmp(name, ".") || !strcmp(name, ".."))
+            continue;
+        if (fstatat(from, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            die(c, "tmpcopyup %s: stat %s", where, name);
+        if (S_ISDIR(st.st_mode)) {
+            if (mkdirat(to, name, 0700) < 0)
+                die(c, "tmpcopyup %s: mkdir %s", where, name);
+            int sub_from = openat(from, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            int sub_to = openat(to, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub_from < 0 || sub_to < 0)
+                die(c, "tmpcopyup %s: open directory %s", where, name);
+            copy_tree(c, sub_from, sub_to, where);
+            close(sub_from);
+            close(sub_to);
+        } else if (S_ISREG(st.st_mode)) {
+            copy_file(c, from, to, name, &st, where);
+        } else if (S_ISLNK(st.st_mode)) {
+            char target[PATH_MAX];
+            ssize_t n = readlinkat(from, name, target, sizeof target - 1);
+            if (n < 0)
+                die(c, "tmpcopyup %s: readlink %s", where, name);
+            target[n] = '\0';
+            if (symlinkat(target, to, name) < 0)
+                die(c, "tmpcopyup %s: symlink %s", where, name);
+        } else if (mknodat(to, name, st.st_mode, st.st_rdev) < 0) {
+            die(c, "tmpcopyup %s: mknod %s", where, name);
+        }
+        copy_meta(c, to, name, &st, where);
+    }
+    if (errno)
+        die(c, "tmpcopyup %s: read the directory", where);
+    closedir(d);
+}
+
 /* args: src, dest, fstype, flags, data, propagation, kind */
 void do_mount(struct init_ctx *c, struct step *s)
 {
@@ -150,9 +289,14 @@ void do_mount(struct init_ctx *c, struct step *s)
     unsigned long flags = (unsigned long)s->args[3].num;
     unsigned long prop = (unsigned long)s->args[5].num;
     char target[64];
-    int fd = open_in_root(c, dest, (int)s->args[6].num);
+    int kind = (int)(s->args[6].num & ~MOUNT_COPYUP), copyup = -1;
+    int fd = open_in_root(c, dest, kind);
     if (fd < 0)
         die(c, "mount %s: make the mount point", dest);
+    /* Still names the directory under the mount once it is covered. */
+    if ((s->args[6].num & MOUNT_COPYUP) &&
+        (copyup = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        die(c, "mount %s: open it to copy its contents up (tmpcopyup)", dest);
     fd_path(target, sizeof target, fd);
     if (flags & MS_BIND) {
         if (mount(src, target, NULL, MS_BIND | (flags & MS_REC), NULL) < 0)
@@ -166,12 +310,25 @@ void do_mount(struct init_ctx *c, struct step *s)
         if (rest && remount_bind(target, rest) < 0)
             die(c, "remount %s with its options", dest);
     } else {
-        if (mount(src, target, *fstype ? fstype : NULL, flags, *data ? data : NULL) < 0)
+        /* tmpcopyup with ro: fill it first, make it read-only after. */
+        unsigned long first = copyup >= 0 ? flags & ~MS_RDONLY : flags;
+        if (mount(src, target, *fstype ? fstype : NULL, first, *data ? data : NULL) < 0)
             die(c, "mount %s (type %s) to %s", src, fstype, dest);
         close(fd);
         if ((fd = open_in_root(c, dest, -1)) < 0)
             die(c, "mount %s: reopen", dest);
         fd_path(target, sizeof target, fd);
+        if (copyup >= 0) {
+            int to = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (to < 0)
+                die(c, "mount %s: open the new mount (tmpcopyup)", dest);
+            copy_tree(c, copyup, to, dest);
+            close(to);
+            close(copyup);
+            if (first != flags &&
+                mount(src, target, *fstype ? fstype : NULL, flags | MS_REMOUNT, *data ? data : NULL) < 0)
+                die(c, "mount %s: remount read-only after tmpcopyup", dest);
+        }
     }
     if (prop && mount(NULL, target, NULL, prop, NULL) < 0)
         die(c, "set propagation of %s", dest);
@@ -209,9 +366,17 @@ void do_mknod(struct init_ctx *c, struct step *s)
     dev_t dev = makedev((unsigned)s->args[2].num, (unsigned)s->args[3].num);
     mode_t mode = (mode_t)s->args[1].num;
     if (mknodat(parent, name, mode, dev) < 0) {
-        /* Listed twice, or over a file of the image: the config wins. */
-        if (errno != EEXIST || unlinkat(parent, name, 0) < 0 || mknodat(parent, name, mode, dev) < 0)
+        /* config-linux.md: "If a file already exists at path that does not
+         * match the requested device, the runtime MUST generate an error." */
+        struct stat st;
+        if (errno != EEXIST)
             die(c, "mknod device %s", dest);
+        if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            die(c, "device %s: stat what is there", dest);
+        if ((st.st_mode & S_IFMT) != (mode & S_IFMT) || (!S_ISFIFO(mode) && st.st_rdev != dev))
+            die_errno(c, EEXIST, "device %s (linux.devices): a file that is not this device is there", dest);
+        if (fchmodat(parent, name, mode & 07777, 0) < 0)
+            die(c, "chmod device %s", dest);
     }
     if (fchownat(parent, name, (uid_t)s->args[4].num, (gid_t)s->args[5].num, AT_SYMLINK_NOFOLLOW) < 0)
         die(c, "chown device %s", dest);
@@ -252,7 +417,7 @@ void do_mkdir(struct init_ctx *c, const char *dest, int mode)
         die(c, "mkdir %s", dest);
     char target[64];
     fd_path(target, sizeof target, fd);
-    if (chmod(target, (mode_t)mode) < 0)
+    if (mode >= 0 && chmod(target, (mode_t)mode) < 0)   /* -1: only make what is missing */
         die(c, "chmod %s", dest);
     close(fd);
 }
@@ -324,13 +489,21 @@ void do_mask_path(struct init_ctx *c, const char *path)
             die(c, "mask directory %s (linux.maskedPaths)", path);
         return;
     }
-    /* Only ever bind the real null device over a path (CVE-2025-31133). */
-    if (stat("/dev/null", &null) < 0)
+    /* Only ever bind the real null device over a path (CVE-2025-31133):
+     * open it without following a symlink, check the very object opened,
+     * and bind that object (not the path, which could be swapped). */
+    int nfd = open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (nfd < 0)
+        die(c, "open /dev/null to mask %s", path);
+    if (fstat(nfd, &null) < 0)
         die(c, "stat /dev/null to mask %s", path);
     if (!S_ISCHR(null.st_mode) || null.st_rdev != makedev(1, 3))
-        die_errno(c, EPERM, "mask %s: /dev/null is not the null device", path);
-    if (mount("/dev/null", path, NULL, MS_BIND, NULL) < 0)
+        die_errno(c, EPERM, "mask %s: /dev/null is not the null device (refused)", path);
+    char src[64];
+    fd_path(src, sizeof src, nfd);
+    if (mount(src, path, NULL, MS_BIND, NULL) < 0)
         die(c, "mask %s (linux.maskedPaths)", path);
+    close(nfd);
 }
 
 void do_remount_root(struct init_ctx *c, unsigned long flags)

@@ -24,6 +24,11 @@ static const uint32_t min_args[OP__COUNT] = {
     [OP_CAPBSET] = 1, [OP_SETUSER] = 2, [OP_CAPS] = 4, [OP_UMASK] = 1,
     [OP_CHDIR] = 1, [OP_FIND_EXEC] = 2, [OP_WAIT_START] = 1,
     [OP_CLOSE_FDS] = 1, [OP_EXEC] = 2, [OP_SET_DUMPABLE] = 1,
+    [OP_SETUP_TERMINAL] = 5, [OP_SECCOMP] = 3, [OP_SECCOMP_RULE] = 2,
+    [OP_SECCOMP_LOAD] = 1,
+    [OP_HOOK] = 8, [OP_REPORT_FD] = 1, [OP_MOUNT_SETATTR] = 4, [OP_MOVE_MOUNT] = 3,
+    [OP_SCHED] = 7, [OP_IOPRIO] = 1, [OP_PERSONALITY] = 1, [OP_MEMPOLICY] = 2,
+    [OP_AFFINITY] = 1,
 };
 
 static int read_u32(const uint8_t **p, const uint8_t *end, uint32_t *v)
@@ -135,6 +140,13 @@ static void do_setns(struct init_ctx *c, const char *path, int nstype)
     close(fd);
 }
 
+static void do_setns_fd(struct init_ctx *c, int fd, int nstype)
+{
+    if (setns(fd, nstype) < 0)
+        die(c, "setns fd %d (namespace type 0x%x) of the container", fd, nstype);
+    close(fd);
+}
+
 static void wait_start(struct init_ctx *c, int fd)
 {
     char b;
@@ -149,10 +161,23 @@ static void wait_start(struct init_ctx *c, int fd)
 
 void run_plan(struct init_ctx *c, struct step *steps, size_t n, size_t i)
 {
+    /* The init is a copy of the runtime: its blocked signals (`run` blocks
+     * the ones it forwards) and Python's SIG_IGN of SIGPIPE and SIGXFSZ
+     * would survive exec into the container's process.  runc resets them. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGXFSZ, SIG_DFL);
     for (; i < n; i++) {
         struct step *s = &steps[i];
         switch (s->op) {
-        case OP_SETNS: do_setns(c, S(0), (int)N(1)); break;
+        case OP_SETNS:   /* by path, or by an fd the runtime opened (exec) */
+            if (s->args[0].is_str)
+                do_setns(c, S(0), (int)N(1));
+            else
+                do_setns_fd(c, (int)N(0), (int)N(1));
+            break;
         case OP_CLONE: {
             pid_t pid = clone_fork((unsigned long)N(0));
             if (pid < 0)
@@ -169,7 +194,7 @@ void run_plan(struct init_ctx *c, struct step *steps, size_t n, size_t i)
             break;
         case OP_SYNC_HELLO:
             sync_send(c, MSG_HELLO, 0);
-            sync_wait(c, MSG_GO);
+            c->pid = sync_wait(c, MSG_GO);
             break;
         case OP_SETID_ROOT: do_setid_root(c); break;
         case OP_SETHOSTNAME:
@@ -202,10 +227,7 @@ void run_plan(struct init_ctx *c, struct step *steps, size_t n, size_t i)
             if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 die(c, "prctl no_new_privs");
             break;
-        case OP_CHDIR:
-            if (chdir(S(0)) < 0)
-                die(c, "chdir to cwd %s", S(0));
-            break;
+        case OP_CHDIR: do_chdir(c, S(0)); break;
         case OP_FIND_EXEC: do_find_exec(c, S(0), S(1)); break;
         case OP_SYNC_READY:
             sync_send(c, MSG_READY, 0);
@@ -228,10 +250,33 @@ void run_plan(struct init_ctx *c, struct step *steps, size_t n, size_t i)
             for (uint32_t a = 0; a < s->argc; a++)
                 close((int)N(a));
             break;
+        case OP_SETUP_TERMINAL:
+            do_setup_terminal(c, (int)N(0), (int)N(1), (int)N(2), N(3), (int)N(4));
+            break;
         case OP_SETSID:
             if (setsid() < 0)
                 die(c, "setsid");
             break;
+        case OP_SECCOMP: do_seccomp(c, s); break;
+        case OP_SECCOMP_RULE: do_seccomp_rule(c, s); break;
+        case OP_SECCOMP_EXPORT: do_seccomp_export(c); break;
+        case OP_SECCOMP_LOAD: do_seccomp_load(c, s); break;
+        case OP_SYNC_HOOKS:
+            sync_send(c, MSG_HOOKS, 0);
+            sync_wait(c, MSG_GO);
+            break;
+        case OP_HOOK: do_hook(c, s); break;
+        case OP_REPORT_FD: c->report_fd = (int)N(0); break;
+        case OP_MOUNT_SETATTR:
+            do_mount_setattr(c, S(0), (uint64_t)N(1), (uint64_t)N(2), (int)N(3));
+            break;
+        case OP_MOVE_MOUNT: do_move_mount(c, (int)N(0), S(1), (int)N(2)); break;
+        case OP_SCHED: do_sched(c, s); break;
+        case OP_IOPRIO: do_ioprio(c, N(0)); break;
+        case OP_PERSONALITY: do_personality(c, N(0)); break;
+        case OP_MEMPOLICY: do_mempolicy(c, s); break;
+        case OP_AFFINITY: do_affinity(c, s); break;
+        case OP_LO_UP: do_lo_up(c); break;
         default:
             die_errno(c, EINVAL, "plan: unknown step %u", s->op);
         }

@@ -4,14 +4,21 @@
 #include <grp.h>
 #include <limits.h>
 #include <linux/capability.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#ifndef PROC_ROOT_INO
+#define PROC_ROOT_INO 1
+#endif
 
 void do_setid_root(struct init_ctx *c)
 {
@@ -144,14 +151,87 @@ void do_exec(struct init_ctx *c, struct step *s)
     die(c, "exec %s", path);
 }
 
+/* Opens /proc/<rel> for writing through a handle that no mount the
+ * container controls can redirect (CVE-2025-52881): "/proc" must be the
+ * root of a procfs, the rest is resolved below it without crossing a
+ * mount or following any symlink ("self" is spelt as our pid), and what
+ * opens must be procfs again. */
+static int open_proc_for_write(struct init_ctx *c, const char *rel, const char *path)
+{
+    int proc = open("/proc", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (proc < 0)
+        die(c, "write %s: open /proc", path);
+    struct statfs sf;
+    struct stat st;
+    if (fstatfs(proc, &sf) < 0 || fstat(proc, &st) < 0)
+        die(c, "write %s: stat /proc", path);
+    if (sf.f_type != PROC_SUPER_MAGIC || st.st_ino != PROC_ROOT_INO)
+        die_errno(c, EPERM, "write %s: /proc is not the root of a procfs (no proc mount, or a mount over it)", path);
+    char buf[PATH_MAX];
+    if (strncmp(rel, "self/", 5) == 0 || strncmp(rel, "thread-self/", 12) == 0) {
+        const char *rest = strchr(rel, '/') + 1;
+        if (snprintf(buf, sizeof buf, "%d/%s", (int)getpid(), rest) >= (int)sizeof buf)
+            die_errno(c, ENAMETOOLONG, "write %s", path);
+        rel = buf;
+    }
+    struct open_how how = {
+        .flags = O_WRONLY | O_NOCTTY | O_CLOEXEC,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+    int fd = (int)syscall(SYS_openat2, proc, rel, &how, sizeof how);
+    if (fd < 0) {
+        if (errno == EXDEV || errno == ELOOP)
+            die(c, "write %s: the path crosses a mount or a symlink inside /proc (refused)", path);
+        die(c, "open %s", path);
+    }
+    if (fstatfs(fd, &sf) < 0)
+        die(c, "write %s: statfs", path);
+    if (sf.f_type != PROC_SUPER_MAGIC)
+        die_errno(c, EPERM, "write %s: not a procfs file (refused)", path);
+    close(proc);
+    return fd;
+}
+
 void do_write_file(struct init_ctx *c, const char *path, const char *content)
 {
-    int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        die(c, "open %s", path);
+    int fd;
+    if (strncmp(path, "/proc/", 6) == 0) {
+        fd = open_proc_for_write(c, path + 6, path);
+    } else {
+        fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            die(c, "open %s", path);
+    }
     size_t len = strlen(content);
     ssize_t w = write(fd, content, len);
     if (w < 0 || (size_t)w != len)
         die(c, "write %s", path);
     close(fd);
+}
+
+/* process.cwd, resolved inside the container's root without magic links
+ * (no /proc/self/fd/N of an fd that is not the container's), and checked
+ * to be reachable from the root (CVE-2024-21626). */
+void do_chdir(struct init_ctx *c, const char *cwd)
+{
+    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        die(c, "chdir to cwd %s: open /", cwd);
+    struct open_how how = {
+        .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    int fd = (int)syscall(SYS_openat2, root, cwd, &how, sizeof how);
+    if (fd < 0)
+        die(c, "chdir to cwd %s", cwd);
+    if (fchdir(fd) < 0)
+        die(c, "chdir to cwd %s", cwd);
+    close(fd);
+    close(root);
+    char buf[PATH_MAX];
+    long n = syscall(SYS_getcwd, buf, sizeof buf);
+    if (n < 0)
+        die(c, "chdir to cwd %s: getcwd", cwd);
+    if (buf[0] != '/')   /* "(unreachable)...": outside our root */
+        die_errno(c, EPERM, "chdir to cwd %s: it is outside the container (refused)", cwd);
 }

@@ -9,6 +9,22 @@ int decode_plan(const uint8_t *buf, size_t len, struct step **out, size_t *n_out
 void free_plan(struct step *steps, size_t n);
 pid_t clone_fork(unsigned long flags);
 
+/* The runtime (Python) ignores SIGPIPE and SIGXFSZ, and `run`/`exec`
+ * block the signals they forward: neither may reach the container's
+ * process, since ignored signals and the mask survive exec.  Default
+ * dispositions and an empty mask, first thing in the child. */
+static void reset_signals(void)
+{
+    struct sigaction sa = {.sa_handler = SIG_DFL};
+    sigemptyset(&sa.sa_mask);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &sa, NULL);   /* EINVAL for the reserved RT ones */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 int oci_spawn(const uint8_t *plan, size_t len, int sync_fd)
 {
     struct step *steps;
@@ -28,8 +44,10 @@ int oci_spawn(const uint8_t *plan, size_t len, int sync_fd)
          * intermediate process joins, then OP_CLONE forks the init. */
         pid = clone_fork(0);
     }
-    if (pid == 0)
+    if (pid == 0) {
+        reset_signals();
         run_plan(&c, steps, n, first);
+    }
     r = pid < 0 ? -errno : pid;
     free_plan(steps, n);
     return r;

@@ -18,12 +18,14 @@ static int send_msg(int fd, const struct oci_msg *m)
     return r < 0 ? -errno : 0;
 }
 
-static void vdie(struct init_ctx *c, int err, const char *fmt, va_list ap)
+__attribute__((noreturn)) static void vdie(struct init_ctx *c, int err, const char *fmt, va_list ap)
 {
     struct oci_msg m = {.type = MSG_ERROR, .err = err};
     vsnprintf(m.text, sizeof m.text, fmt, ap);
     if (c->sync_fd >= 0)
         send_msg(c->sync_fd, &m);
+    else if (c->report_fd > 0)   /* `start` waits to hear (startContainer hooks) */
+        dprintf(c->report_fd, "%s%s%s", m.text, err ? ": " : "", err ? strerror(err) : "");
     else   /* after create returned: nobody listens but the caller's stderr */
         dprintf(2, "ociruntime init: %s: %s\n", m.text, strerror(err));
     syscall(SYS_exit_group, 127);
@@ -53,7 +55,7 @@ void sync_send(struct init_ctx *c, int type, int64_t value)
         die_errno(c, -r, "sync: send message %d to the runtime", type);
 }
 
-void sync_wait(struct init_ctx *c, int type)
+int64_t sync_wait(struct init_ctx *c, int type)
 {
     struct oci_msg m;
     int r = oci_recv(c->sync_fd, &m);
@@ -63,6 +65,7 @@ void sync_wait(struct init_ctx *c, int type)
         syscall(SYS_exit_group, 1);
     if (m.type != type)
         die_errno(c, EPROTO, "sync: expected message %d, got %d", type, m.type);
+    return m.value;
 }
 
 int oci_recv(int fd, struct oci_msg *m)

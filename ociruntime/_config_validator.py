@@ -118,7 +118,7 @@ _E14 = frozenset(('SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREA
 _E15 = frozenset(('SCMP_ARCH_X86', 'SCMP_ARCH_X86_64', 'SCMP_ARCH_X32', 'SCMP_ARCH_ARM', 'SCMP_ARCH_AARCH64', 'SCMP_ARCH_LOONGARCH64', 'SCMP_ARCH_M68K', 'SCMP_ARCH_MIPS', 'SCMP_ARCH_MIPS64', 'SCMP_ARCH_MIPS64N32', 'SCMP_ARCH_MIPSEL', 'SCMP_ARCH_MIPSEL64', 'SCMP_ARCH_MIPSEL64N32', 'SCMP_ARCH_PPC', 'SCMP_ARCH_PPC64', 'SCMP_ARCH_PPC64LE', 'SCMP_ARCH_S390', 'SCMP_ARCH_S390X', 'SCMP_ARCH_SH', 'SCMP_ARCH_SHEB', 'SCMP_ARCH_PARISC', 'SCMP_ARCH_PARISC64', 'SCMP_ARCH_RISCV64'))
 _E16 = frozenset(('SECCOMP_FILTER_FLAG_TSYNC', 'SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW', 'SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV'))
 _E17 = frozenset(('SCMP_CMP_NE', 'SCMP_CMP_LT', 'SCMP_CMP_LE', 'SCMP_CMP_EQ', 'SCMP_CMP_GE', 'SCMP_CMP_GT', 'SCMP_CMP_MASKED_EQ'))
-_E18 = frozenset(('private', 'shared', 'slave', 'unbindable'))
+_E18 = frozenset(('private', 'shared', 'slave', 'unbindable', 'rprivate', 'rshared', 'rslave', 'runbindable'))
 _E19 = frozenset(('LINUX', 'LINUX32'))
 _E20 = frozenset(('new', 'inherit'))
 _E21 = frozenset(('disable', 'new', 'inherit'))
@@ -705,7 +705,7 @@ def _d_Linux(x):
     if (v237 := x.get('seccomp', _MISSING)) is not _MISSING and (e238 := _d_Seccomp(v237)) is not None:
         return '.seccomp' + e238[0], e238[1]
     if (v264 := x.get('rootfsPropagation', _MISSING)) is not _MISSING and not (isinstance(v264, str) and v264 in _E18):
-        return '.rootfsPropagation', _r(v264) + " is not one of ['private', 'shared', 'slave', 'unbindable']"
+        return '.rootfsPropagation', _r(v264) + " is not one of ['private', 'shared', 'slave', 'unbindable', 'rprivate', 'rshared', 'rslave', 'runbindable']"
     if (v265 := x.get('maskedPaths', _MISSING)) is not _MISSING and (e266 := _d_ArrayOfStrings(v265)) is not None:
         return '.maskedPaths' + e266[0], e266[1]
     if (v267 := x.get('readonlyPaths', _MISSING)) is not _MISSING and (e268 := _d_ArrayOfStrings(v267)) is not None:

@@ -19,23 +19,56 @@ commands:
   run [-b BUNDLE] [-d] [--pid-file F] [--keep] [--no-subreaper] ID
                                     create and start; in the foreground,
                                     wait and exit with the container's code
+         process.terminal: the pty master goes to --console-socket S (a
+         unix socket; needed by create and run -d), or a foreground run
+         proxies it to its own stdio.  --preserve-fds N passes fds
+         3..3+N-1 (after LISTEN_FDS ones when LISTEN_PID is ours); no
+         other fd of the runtime reaches the container.
+  exec [flags] ID [COMMAND [ARG...]] run a process in a running container
+         -p, --process F    the whole process (process.json); else COMMAND
+                            with the container's process, changed by:
+         --cwd DIR, -e/--env K=V (repeatable), -u/--user UID[:GID],
+         -g/--additional-gids GID (repeatable), -c/--cap CAP (repeatable,
+         added to the process's sets), --no-new-privs, -t/--tty,
+         --apparmor P, --process-label L (refused where the LSM is off)
+         -d, --detach       return once the process runs (else wait: its
+                            exit code, 255 if exec failed)
+         --pid-file F       written once the process has exec'd
+         --console-socket S send the pty master there (with --tty -d)
+         --preserve-fds N   pass fds 3..3+N-1 as well
+         --ignore-paused    exec even into a paused container
+         --cgroup [CTRL:]PATH  join a sub-cgroup (repeatable)
   state ID                          print the container's state (JSON)
   kill [--all] ID [SIGNAL]          send a signal (default SIGTERM)
   delete [-f] ID                    delete a stopped (-f: any) container
   list [--format table|json] [-q]   list containers
   spec [-b BUNDLE] [--rootless]     write a default config.json
   validate [-b BUNDLE]              check config.json with jsonschema
+  features                          print what this runtime implements (JSON)
+  pause ID / resume ID              freeze / thaw every process of the container
+  ps [--format table|json] ID [PS-ARGS...]
+                                    the container's processes (json: host pids)
+  events [--stats] [--interval 5s] ID
+                                    stats (and OOM events) as JSON lines;
+                                    --stats: once
+  update [--resources FILE|-] [--memory N] [--memory-swap N]
+         [--memory-reservation N] [--cpu-shares N] [--cpu-quota N]
+         [--cpu-period N] [--cpuset-cpus L] [--cpuset-mems L]
+         [--pids-limit N] [--blkio-weight N] ID
+                                    change the limits of a running container
 
 global flags:
   --root DIR        state directory (default /run/ociruntime)
   --log FILE        also write errors to FILE
   --log-format F    text or json
   --debug           log debug messages
-  --systemd-cgroup  use systemd for cgroups (not supported yet)
+  --systemd-cgroup  cgroups through systemd (where systemd runs; path
+                    slice:prefix:name)
   --version         print the version
 """ % SPEC_VERSION
 
-# flag name -> True (takes a value), False (boolean), or a str (an alias)
+# flag name -> True (takes a value), False (boolean), list (a value, and
+# may be given again: the values accumulate), or a str (an alias)
 GLOBAL = {"root": True, "log": True, "log-format": True, "debug": False,
           "systemd-cgroup": False, "rootless": True, "criu": True,
           "version": False, "v": "version", "help": False, "h": "help"}
@@ -48,8 +81,20 @@ COMMANDS = {
     "kill": {"all": False, "a": "all"},
     "delete": {"force": False, "f": "force"},
     "list": {"format": True, "f": "format", "quiet": False, "q": "quiet"},
+    "exec": {"process": True, "p": "process", "tty": False, "t": "tty", "cwd": True,
+             "env": list, "e": "env", "user": True, "u": "user",
+             "additional-gids": list, "g": "additional-gids", "cap": list, "c": "cap",
+             "no-new-privs": False, "apparmor": True, "process-label": True,
+             "detach": False, "d": "detach", "pid-file": True, "console-socket": True,
+             "preserve-fds": True, "ignore-paused": False, "cgroup": list,
+             "no-subreaper": False},
     "spec": {"bundle": True, "b": "bundle", "rootless": False},
     "validate": {"bundle": True, "b": "bundle"},
+    "features": {},
+    "pause": {}, "resume": {},
+    "ps": {"format": True, "f": "format"},
+    "events": {"stats": False, "interval": True},
+    "update": {},   # filled from cgroups.commands.CLI_FLAGS when used
 }
 for _flags in COMMANDS.values():
     _flags.update(help=False, h="help")
@@ -82,7 +127,10 @@ def parse_flags(args, spec, stop_at_positional=False):
                     if i == len(args):
                         raise UsageError(f"flag needs an argument: -{name}")
                     value = args[i]
-                opts[name] = value
+                if kind is list:
+                    opts.setdefault(name, []).append(value)
+                else:
+                    opts[name] = value
             else:
                 opts[name] = value.lower() not in ("false", "0") if eq else True
         else:
@@ -129,13 +177,18 @@ def main(argv=None):
         spec = COMMANDS.get(command)
         if spec is None:
             raise UsageError(f"unknown command {command!r} (see ociruntime --help)")
-        opts, pos = parse_flags(args, spec)
+        # exec: flags after the ID belong to the command (runc's SkipArgReorder)
+        if command == "update":
+            from ociruntime.cgroups.commands import CLI_FLAGS
+            spec = dict(CLI_FLAGS, help=False, h="help")
+        # exec and ps: flags after the ID belong to the command (or to ps)
+        opts, pos = parse_flags(args, spec, stop_at_positional=command in ("exec", "ps"))
         if opts.get("help"):
             print(USAGE, end="")
             return 0
-        if g.get("systemd-cgroup"):
-            raise OciError("--systemd-cgroup: systemd cgroup management is not supported yet; "
-                           "use the default cgroupfs manager")
+        if g.get("systemd-cgroup") and command in ("create", "run"):
+            from ociruntime.cgroups import systemd   # a clear error where it cannot work
+            systemd.check_available()
         root = g.get("root") or "/run/ociruntime"
         return globals()["cmd_" + command](root, opts, pos) or 0
     except OciError as e:
@@ -174,9 +227,9 @@ def cmd_start(root, opts, pos):
 
 
 def cmd_state(root, opts, pos):
-    import json
+    from ociruntime.jsonlite import dumps_pretty   # json.dumps(indent=2), without `re`
     from ociruntime.state import Container
-    print(json.dumps(Container.load(root, _one_id(pos, "state")).oci_state(), indent=2))
+    print(dumps_pretty(Container.load(root, _one_id(pos, "state")).oci_state()))
 
 
 def cmd_kill(root, opts, pos):
@@ -232,3 +285,59 @@ def cmd_validate(root, opts, pos):
         raise OciError(f"{path}: {e.strerror.lower()}") from None
     validate_config_reference(config.parse(raw, path, validate=False), path)
     print(f"{path}: valid")
+
+
+def cmd_features(root, opts, pos):
+    if pos:
+        raise UsageError(f"features: takes no arguments, got {len(pos)}")
+    from ociruntime import features
+    features.main()
+
+
+def cmd_exec(root, opts, pos):
+    from ociruntime import execute
+    if not pos:
+        raise UsageError("exec: expects ID [COMMAND [ARG...]], got no ID")
+    eopts = execute.ExecOptions(
+        process=opts.get("process"), args=pos[1:], tty=opts.get("tty"), cwd=opts.get("cwd"),
+        env=opts.get("env", []), user=opts.get("user"),
+        additional_gids=opts.get("additional-gids", []), caps=opts.get("cap", []),
+        no_new_privs=opts.get("no-new-privs"), apparmor=opts.get("apparmor"),
+        process_label=opts.get("process-label"), detach=opts.get("detach", False),
+        pid_file=opts.get("pid-file"), console_socket=opts.get("console-socket"),
+        preserve_fds=_int_flag(opts, "preserve-fds"),
+        ignore_paused=opts.get("ignore-paused", False), cgroup=opts.get("cgroup", []))
+    try:
+        return execute.exec_process(root, pos[0], eopts)
+    except OciError as e:   # runc: "exec failed: ...", status 255
+        log.error(f"exec failed: {e}")
+        return 255
+
+
+def cmd_pause(root, opts, pos):
+    from ociruntime.cgroups import commands
+    commands.pause(root, _one_id(pos, "pause"))
+
+
+def cmd_resume(root, opts, pos):
+    from ociruntime.cgroups import commands
+    commands.resume(root, _one_id(pos, "resume"))
+
+
+def cmd_ps(root, opts, pos):
+    from ociruntime.cgroups import commands
+    if not pos:
+        raise UsageError("ps: expects ID [PS-ARGS...], got no ID")
+    return commands.ps(root, pos[0], opts.get("format", "table"), pos[1:])
+
+
+def cmd_events(root, opts, pos):
+    from ociruntime.cgroups import commands
+    interval = commands.parse_duration(opts.get("interval", "5s"))
+    return commands.events(root, _one_id(pos, "events"), opts.get("stats", False), interval)
+
+
+def cmd_update(root, opts, pos):
+    from ociruntime.cgroups import commands
+    cid = _one_id(pos, "update")
+    commands.update(root, cid, commands.resources_from_flags(opts))

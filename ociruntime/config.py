@@ -1,7 +1,7 @@
 """Reading config.json: parse, validate, resolve paths."""
-import json
 import os
 
+from ociruntime import jsonlite
 from ociruntime.errors import ConfigError
 
 
@@ -26,7 +26,7 @@ def load(bundle):
 
 def parse(raw, path, validate=True):
     try:
-        cfg = json.loads(raw)
+        cfg = jsonlite.loads(raw)
     except ValueError as e:
         raise ConfigError(f"{path}: invalid JSON: {e}") from None
     if not isinstance(cfg, dict):

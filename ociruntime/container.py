@@ -5,14 +5,32 @@ start:   one byte into exec.fifo; the init execs the process
 delete:  kill what is left, remove cgroups and the state directory
 """
 import os
-import shutil
-import signal
 import time
 
-from ociruntime import cgroups, config, core, init, state
+# signal's C core: the same functions and SIG* ints, without the enum
+# module that `import signal` loads (a few ms of every command).
+import _signal as signal
+
+from ociruntime import cgroups, state
 from ociruntime.errors import ContainerNotRunning, OciError
 from ociruntime.namespaces import Namespaces
 from ociruntime.state import Container
+
+
+class _OnFirstUse:
+    """A module imported when first used: start, kill and delete need
+    neither the C core (cffi) nor the plan builders and the validator."""
+
+    def __init__(self, name):
+        self.__name = name
+
+    def __getattr__(self, attr):
+        module = __import__("ociruntime." + self.__name, fromlist=["_"])
+        globals()[self.__name] = module
+        return getattr(module, attr)
+
+
+config, core, init = _OnFirstUse("config"), _OnFirstUse("core"), _OnFirstUse("init")
 
 
 def _now_rfc3339():
@@ -21,8 +39,10 @@ def _now_rfc3339():
 
 
 def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
-           preserve_fds=0, extra_close=()):
-    """Create the container; returns its Container once the init waits."""
+           preserve_fds=0, extra_close=(), foreground=False):
+    """Create the container; returns its Container once the init waits.
+    foreground (run without -d): a terminal without --console-socket is
+    proxied by the caller, which finds its end in c.console_ours."""
     state.check_id(cid)
     bundle = os.path.realpath(bundle or ".")
     source = os.path.join(bundle, "config.json")
@@ -30,11 +50,17 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
     linux = cfg.get("linux") or {}
     ns = Namespaces(linux.get("namespaces"), source)
     init.check(cfg, ns, source)
+    if cfg.get("hooks"):
+        from ociruntime import hooks
+        hooks.check(cfg["hooks"], source)
+    if linux.get("netDevices"):
+        from ociruntime import netdev
+        netdev.check(cfg, source)
     proc = cfg.get("process") or {}
-    if proc.get("terminal") and not console_socket:
-        raise OciError("process.terminal is set: a --console-socket is needed to pass the terminal")
-    if proc.get("terminal"):
-        raise OciError("process.terminal: terminals are not supported yet")
+    if proc.get("terminal") or console_socket:
+        from ociruntime import terminal
+        terminal.check(proc.get("terminal"), console_socket, not foreground)
+    preserve_fds += listen_fds(proc, preserve_fds)
 
     os.makedirs(root, 0o711, exist_ok=True)
     cdir = os.path.join(root, cid)
@@ -48,18 +74,30 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         "created": _now_rfc3339(), "annotations": cfg.get("annotations") or {},
         "has_process": bool(cfg.get("process")), "hooks": cfg.get("hooks") or {},
         "namespaces": sorted(ns.new) + sorted(ns.joined),
+        "seccomp": linux.get("seccomp"),   # exec applies the same filter
     })
     pids = []
     cg = None
+    console_fd = -1
     try:
+        if proc.get("terminal"):
+            from ociruntime import terminal
+            if console_socket:
+                console_fd = terminal.connect(console_socket)
+            else:
+                c.console_ours, console_fd = terminal.pair()
         c.save()
         cg = cgroups.Manager.for_config(linux.get("cgroupsPath"), cid)
         c.data["cgroups"] = cg.paths
         cg.create()
         c.data["cgroups_created"] = cg.created
         c.save()
-        pid = _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds,
-                          [lock, *extra_close])
+        cg.apply_config(cfg, source)   # limits in place before the init joins
+        try:
+            pid = _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds,
+                              [lock, *extra_close], console_fd)
+        except OciError as e:
+            raise cg.explain(e) from None   # e.g. an OOM kill under a tiny memory limit
         st = state.proc_stat(pid)
         if st is None:
             raise OciError("the container init exited during create")
@@ -68,14 +106,53 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         if pid_file:
             state.write_atomic(os.path.abspath(pid_file), str(pid))
         return c
-    except BaseException:
+    except BaseException as e:
         _undo_create(c, cg, pids)
+        if cfg.get("hooks") and str(e).startswith("error running "):
+            # A create-time hook failed: the lifecycle goes on at delete's
+            # steps (runtime.md 3-5, 12-13), so poststop hooks run.
+            from ociruntime import hooks
+            hooks.run("poststop", cfg["hooks"].get("poststop"),
+                      hooks.state(c.data, "stopped", 0), warn_only=True)
+        if getattr(c, "console_ours", None) is not None:
+            os.close(c.console_ours)
         raise
     finally:
         os.close(lock)
+        if console_fd >= 0:
+            os.close(console_fd)
 
 
-def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, close_fds):
+def check_preserved_fds(n, first=3):
+    """Like runc: every fd to pass must be open (it is the caller's)."""
+    for fd in range(first, first + n):
+        try:
+            os.fstat(fd)
+        except OSError as e:
+            raise OciError(f"unable to stat preserved-fd {fd - first} (of {n}): "
+                           f"{core.strerror(e.errno)}") from None
+
+
+def listen_fds(proc, preserve_fds):
+    """Socket activation, as runc does it for the init: with LISTEN_FDS=N
+    meant for us (LISTEN_PID is our pid), fds 3..3+N-1 pass through and the
+    process sees LISTEN_FDS=N, LISTEN_PID=1.  Returns N; checks that the
+    N + preserve_fds fds are open."""
+    n = 0
+    if os.environ.get("LISTEN_FDS"):
+        try:
+            if int(os.environ.get("LISTEN_PID", "")) == os.getpid():
+                n = max(int(os.environ["LISTEN_FDS"]), 0)
+        except ValueError:
+            n = 0
+    check_preserved_fds(n + preserve_fds)
+    if n and proc:
+        proc["env"] = list(proc.get("env") or ()) + [f"LISTEN_FDS={n}", "LISTEN_PID=1"]
+    return n
+
+
+def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, close_fds,
+                console_fd=-1):
     """Clone the init, answer its handshake; its pid once it is ready."""
     first_free = 3 + preserve_fds
     os.mkfifo(c.fifo, 0o600)
@@ -84,34 +161,71 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, cl
     fifo_fd = core.move_fd_above(os.open(c.fifo, os.O_RDWR | os.O_CLOEXEC), first_free)
     parent_fd, child_fd = core.socketpair()
     child_fd = core.move_fd_above(child_fd, first_free)
+    if console_fd >= 0:   # the caller's copy is closed by create
+        console_fd = core.move_fd_above(os.dup(console_fd), first_free)
+    listener_fd = report_fd = -1
+    hooks_cfg = cfg.get("hooks") or {}
+    ctx = None
     try:
+        if hooks_cfg.get("startContainer") or hooks_cfg.get("poststart"):
+            # `start` waits on it for the exec (EOF) or the init's failure.
+            fifo2 = os.path.join(c.dir, "start.fifo")
+            os.mkfifo(fifo2, 0o600)
+            report_fd = core.move_fd_above(os.open(fifo2, os.O_RDWR | os.O_CLOEXEC), first_free)
+        seccomp_cfg = (cfg.get("linux") or {}).get("seccomp")
+        if seccomp_cfg is not None:   # SCMP_ACT_NOTIFY: the agent's socket
+            from ociruntime import seccomp
+            listener_fd = seccomp.open_listener(seccomp.compile_filter(seccomp_cfg, source), first_free)
         ctx = init.Context(
+            seccomp_listener_fd=listener_fd,
+            seccomp_state={"id": c.id, "bundle": bundle, "annotations": cfg.get("annotations") or {}},
             rootfs=cfg["root"]["path"], bundle=bundle, source=source, fifo_fd=fifo_fd,
             close_fds=[parent_fd, *close_fds], first_closed_fd=first_free, no_pivot=no_pivot,
             userns=ns.has("user"), cgroupns="cgroup" in ns.new,
-            cgroup_mounts=cg.mount_layout(),
+            cgroup_mounts=cg.mount_layout(), console_fd=console_fd,
+            console_proxied=getattr(c, "console_ours", None) is not None,
+            state=c.data, report_fd=report_fd,
         )
         plan = init.build(cfg, ns, ctx)
         first = core.spawn(plan.encode(), child_fd)
         pids.append(first)
+        if listener_fd >= 0:   # the init's copy is the one that sends: the agent waits for EOF
+            os.close(listener_fd)
+            listener_fd = -1
         os.close(child_fd)
         child_fd = -1
-        return _handshake(parent_fd, first, cfg, cg, pids, bool(ns.joined))
+        on_hooks = None
+        if hooks_cfg.get("prestart") or hooks_cfg.get("createRuntime"):
+            def on_hooks(pid):
+                from ociruntime import hooks
+                st = hooks.state(c.data, "creating", pid)
+                hooks.run("prestart", hooks_cfg.get("prestart"), st)
+                hooks.run("createRuntime", hooks_cfg.get("createRuntime"), st)
+        return _handshake(parent_fd, first, cfg, cg, pids, bool(ns.joined), on_hooks=on_hooks)
     finally:
-        for fd in (fifo_fd, parent_fd, child_fd):
+        for fd in (fifo_fd, parent_fd, child_fd, console_fd, listener_fd, report_fd):
             if fd >= 0:
+                os.close(fd)
+        if ctx is not None:
+            for fd in ctx.spawn_fds:
                 os.close(fd)
 
 
-def _handshake(fd, first, cfg, cg, pids, via_intermediate):
+def _handshake(fd, first, cfg, cg, pids, via_intermediate, set_up=None, until_exec=False,
+               on_hooks=None):
     """Serve the init's requests until it is ready; its pid.  With an
     intermediate, the init's hello may come before the intermediate's
-    message naming it: set up only once both are in."""
+    message naming it: set up only once both are in.
+    exec uses it too: set_up(pid) replaces the init's set-up, and with
+    until_exec the end is EOF on fd (close-on-exec: the process exec'd).
+    on_hooks(pid) runs the prestart/createRuntime hooks when the init asks."""
     init_pid = None if via_intermediate else first
     hello = answered = False
     while True:
         msg = core.recv(fd)
         if msg is None:
+            if until_exec and answered:
+                return init_pid
             raise OciError("the container init exited during set-up without saying why")
         kind, err, value, text = msg
         if kind == core.MSG_ERROR:
@@ -124,11 +238,18 @@ def _handshake(fd, first, cfg, cg, pids, via_intermediate):
             hello = True
         elif kind == core.MSG_READY and answered:
             return init_pid
+        elif kind == core.MSG_HOOKS and answered and on_hooks is not None:
+            on_hooks(init_pid)
+            core.send(fd, core.MSG_GO, init_pid)
+            continue
         else:
             raise OciError(f"protocol error: unexpected message {kind} from the init")
         if hello and init_pid is not None and not answered:
-            _set_up_from_outside(init_pid, cfg, cg)
-            core.send(fd, core.MSG_GO)
+            if set_up is not None:
+                set_up(init_pid)
+            else:
+                _set_up_from_outside(init_pid, cfg, cg)
+            core.send(fd, core.MSG_GO, init_pid)   # the init learns its pid
             answered = True
 
 
@@ -144,6 +265,9 @@ def _set_up_from_outside(pid, cfg, cg):
         lines = "".join(f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}\n" for clock, o in offsets.items())
         _write_proc(pid, "timens_offsets", lines, "linux.timeOffsets")
     cg.join(pid)
+    if linux.get("netDevices"):   # the init's network namespace exists now
+        from ociruntime import netdev
+        netdev.move(pid, linux["netDevices"], "config.json")
     adj = (cfg.get("process") or {}).get("oomScoreAdj")
     if adj is not None:
         _write_proc(pid, "oom_score_adj", str(adj), "process.oomScoreAdj")
@@ -174,7 +298,7 @@ def _undo_create(c, cg, pids):
             cg.destroy()
         except OciError:
             pass
-    shutil.rmtree(c.dir, ignore_errors=True)
+    state.remove_tree(c.dir)
 
 
 def _wait_gone(pid, start_time, timeout):
@@ -209,15 +333,36 @@ def start(root, cid):
             raise OciError(f"cannot start an already {status} container")
         if not c.data.get("has_process"):
             raise OciError("config.json has no process: there is nothing to start")
+        hooks_cfg = c.data.get("hooks") or {}
+        report = -1
+        if hooks_cfg.get("startContainer") or hooks_cfg.get("poststart"):
+            try:
+                report = os.open(os.path.join(c.dir, "start.fifo"),
+                                 os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except FileNotFoundError:
+                pass
         try:
-            fd = os.open(c.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
-            raise OciError("cannot start a container that has stopped") from None
-        try:
-            os.write(fd, b"0")
+            try:
+                fd = os.open(c.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:
+                raise OciError("cannot start a container that has stopped") from None
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+            os.unlink(c.fifo)
+            if report >= 0:
+                from ociruntime import hooks
+                failure = hooks.wait_exec(report)
+                os.unlink(os.path.join(c.dir, "start.fifo"))
+                if failure:   # runtime.md 7: stop the container; delete does the rest
+                    _kill_everything(c, cgroups.Manager(c.data.get("cgroups") or {}))
+                    raise OciError(failure)
+                hooks.run("poststart", hooks_cfg.get("poststart"),
+                          hooks.state(c.data, "running", c.pid), warn_only=True)
         finally:
-            os.close(fd)
-        os.unlink(c.fifo)
+            if report >= 0:
+                os.close(report)
     finally:
         os.close(lock)
 
@@ -239,14 +384,12 @@ def parse_signal(text):
 def kill(root, cid, sig, all_processes=False):
     c = Container.load(root, cid)
     status = c.status()
-    if status not in ("created", "running", "paused"):
+    # --all signals whatever is left in the cgroup even once the init is
+    # gone, as runc does (containerd's shim sends `kill --all ID 9` then).
+    if status not in ("created", "running", "paused") and not all_processes:
         raise ContainerNotRunning("container not running")
     if all_processes:
-        for pid in cgroups.Manager(c.data.get("cgroups") or {}).pids():
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
+        cgroups.Manager(c.data.get("cgroups") or {}).kill_all(sig)
         return
     _signal_init(c, sig)
 
@@ -272,11 +415,15 @@ def delete(root, cid, force=False):
     try:
         c = Container.load(root, cid)
     except OciError:
-        if not force or not os.path.isdir(os.path.join(root, state.check_id(cid))):
+        if not force:
             raise
-        c = Container(root, cid, {})   # corrupt state: remove what we can
+        if not os.path.isdir(os.path.join(root, state.check_id(cid))):
+            return   # runc: --force on a missing container succeeds (podman relies on it)
+        c = Container(root, cid, _salvage(cid))   # corrupt state: remove what we can
     lock = state.lock_dir(c.dir)
     if lock is None:
+        if force:
+            return
         raise OciError(f'container "{cid}" does not exist')
     try:
         if c.data.get("status") == "creating":
@@ -289,12 +436,32 @@ def delete(root, cid, force=False):
         if status != "stopped" or c.data.get("status") == "creating":
             _kill_everything(c, cg)
         cg.destroy()
-        shutil.rmtree(c.dir, ignore_errors=True)
+        if (c.data.get("hooks") or {}).get("poststop"):
+            from ociruntime import hooks   # runtime.md 13: after the container is gone
+            hooks.run("poststop", c.data["hooks"]["poststop"],
+                      hooks.state(c.data, "stopped", c.pid), warn_only=True)
+        state.remove_tree(c.dir)
     finally:
         os.close(lock)
 
 
+def _salvage(cid):
+    """What a corrupt state.json still lets `delete --force` find: the
+    cgroups of the default placement (named after the id), whose
+    processes (the init among them) are then killed and which are removed.
+    A container with a custom cgroupsPath keeps its cgroup (SECURITY.md)."""
+    try:
+        cg = cgroups.Manager.for_config(None, cid)
+    except OciError:
+        return {}
+    paths = {m: p for m, p in cg.paths.items() if os.path.basename(p) == cid and os.path.isdir(p)}
+    return {"status": "creating", "cgroups": paths, "cgroups_created": sorted(paths.values())}
+
+
 def _kill_everything(c, cg):
+    # The whole cgroup at once (cgroup.kill, or freeze-signal-thaw): without
+    # a pid namespace the rest would survive the init.
+    cg.kill_all(signal.SIGKILL)
     pid, start_time = c.pid, c.data.get("pid_start")
     if pid and start_time and state.process_alive(pid, start_time):
         try:
@@ -302,11 +469,7 @@ def _kill_everything(c, cg):
         except ProcessLookupError:
             pass
         _wait_gone(pid, start_time, 10.0)
-    for p in cg.pids():   # without a pid namespace, the rest survive init
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    cg.wait_empty(5.0)   # destroy() kills again what is slow to go
 
 
 # -- run --------------------------------------------------------------------
@@ -327,8 +490,18 @@ def run(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     watched = set(FORWARDED) | {signal.SIGCHLD}
     signal.pthread_sigmask(signal.SIG_BLOCK, watched)
     try:
-        c = create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds)
+        c = create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
+                   foreground=True)
         try:
+            ours = getattr(c, "console_ours", None)
+            if ours is not None:   # a terminal and no socket: we proxy it
+                from ociruntime import terminal
+                master = terminal.recv_master(ours)
+                try:
+                    start(root, cid)
+                    return terminal.proxy(master, c.pid, watched, lambda: _reap(c.pid))
+                finally:
+                    os.close(master)
             start(root, cid)
             return _wait_forwarding(c.pid, watched)
         finally:

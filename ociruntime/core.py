@@ -5,6 +5,7 @@ from ociruntime._core import ffi, lib
 
 MSG_ERROR, MSG_HELLO, MSG_GO = lib.MSG_ERROR, lib.MSG_HELLO, lib.MSG_GO
 MSG_READY, MSG_PID = lib.MSG_READY, lib.MSG_PID
+MSG_HOOKS = lib.MSG_HOOKS
 
 
 def strerror(err):

@@ -11,6 +11,7 @@ class Context:
 
     def __init__(self, **kw):
         self.late_readonly = []
+        self.spawn_fds = []   # the runtime's fds the init inherits (idmapped trees): closed after spawn
         self.__dict__.update(kw)
 
 
@@ -26,14 +27,52 @@ def check(cfg, ns, source):
         raise ConfigError(f"{source}: $.linux.uidMappings: a new user namespace needs uid and gid mappings")
     if not ns.has("user") and (linux.get("uidMappings") or linux.get("gidMappings")):
         raise ConfigError(f"{source}: $.linux.uidMappings: mappings need a user namespace")
+    for key in linux.get("sysctl") or ():
+        check_sysctl(key, ns, source)
+        if key in ("kernel.hostname", "kernel.domainname") and cfg.get(key[7:]):
+            # runc's rule: the sysctl would silently override the field
+            raise ConfigError(f"{source}: $.linux.sysctl[{key!r}]: sysctl {key!r} is not allowed "
+                              f"as it conflicts with the OCI {key[7:]!r} field")
+    proc = cfg.get("process") or {}
+    if proc.get("apparmorProfile") or proc.get("selinuxLabel") or linux.get("mountLabel"):
+        from ociruntime import lsm
+        lsm.check(cfg, source)
     if linux.get("timeOffsets") and "time" not in ns.new:
         raise ConfigError(f"{source}: $.linux.timeOffsets: offsets need a new time namespace")
+
+
+_IPC_SYSCTLS = frozenset((
+    "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+    "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"))
+
+
+def check_sysctl(key, ns, source):
+    """runc's rule: a sysctl must belong to a namespace the container has
+    (not the host's), else the write would change the whole host."""
+    where = f"{source}: $.linux.sysctl[{key!r}]"
+    if "/" in key or ".." in key or not key or key.startswith("."):
+        raise ConfigError(f"{where}: not a sysctl name")
+    if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+        if ns.has("ipc"):
+            return
+        raise ConfigError(f"{where}: sysctl {key!r} is not allowed in the host's ipc namespace")
+    if key.startswith("net."):
+        if ns.has("network"):
+            return
+        raise ConfigError(f"{where}: sysctl {key!r} is not allowed in the host's network namespace")
+    if key in ("kernel.domainname", "kernel.hostname"):
+        if ns.has("uts"):
+            return
+        raise ConfigError(f"{where}: sysctl {key!r} is not allowed in the host's uts namespace")
+    raise ConfigError(f"{where}: sysctl {key!r} is not in a separate kernel namespace")
 
 
 def build(cfg, ns, ctx):
     """The whole plan of `create`: ctx has rootfs, bundle, source, fifo_fd,
     close_fds, first_closed_fd, no_pivot, cgroup_mounts."""
     plan = Plan()
+    if ns.joined:   # the intermediate enters the container's namespaces:
+        plan.add("SET_DUMPABLE", 0)   # not dumpable first (CVE-2019-5736); the init inherits it
     ns.add_joins(plan)
     plan.add("CLONE", ns.clone_flags())
     if ctx.close_fds:
@@ -43,11 +82,19 @@ def build(cfg, ns, ctx):
     plan.add("SET_DUMPABLE", 0)
     if "time" in ns.new:
         plan.add("UNSHARE", CLONE_NEWTIME)
+    seccomp_cfg = (cfg.get("linux") or {}).get("seccomp")
+    if cfg.get("process") and seccomp_cfg is not None:
+        # Built before joining the cgroup, so that a tight memory limit
+        # only pays for what the container itself uses (see seccomp.py).
+        from ociruntime import seccomp
+        seccomp.add_seccomp_step(plan, seccomp_cfg, ctx.source, cfg["process"], "build")
     plan.add("SYNC_HELLO")      # the runtime maps ids, joins cgroups
     if ns.has("user"):
         plan.add("SETID_ROOT")
     if "cgroup" in ns.new:      # now rooted at the container's cgroup
         plan.add("UNSHARE", CLONE_NEWCGROUP)
+    if "network" in ns.new:     # as runc: a new network namespace has lo up
+        plan.add("LO_UP")
     plan.add("UMASK", 0)        # device and directory modes as written
     plan.add("SETSID")
     if cfg.get("hostname"):
@@ -55,15 +102,42 @@ def build(cfg, ns, ctx):
     if cfg.get("domainname"):
         plan.add("SETDOMAINNAME", cfg["domainname"])
     mounts.plan_mounts(plan, cfg, ctx)
+    hooks_cfg = cfg.get("hooks")
+    if hooks_cfg:   # prestart, createRuntime, createContainer: before pivot_root
+        from ociruntime import hooks
+        hooks.plan_create(plan, hooks_cfg, ctx)
     mounts.plan_pivot(plan, ctx, ctx.no_pivot)
+    if getattr(ctx, "console_fd", -1) >= 0:   # the pty, before / turns read-only
+        from ociruntime import terminal
+        terminal.plan_terminal(plan, cfg.get("process") or {}, ctx.console_fd, mount_console=True,
+                               proxied=getattr(ctx, "console_proxied", False))
     mounts.plan_after_pivot(plan, cfg, ctx)
     proc = cfg.get("process")
     finish = None
+    seccomp_cfg = (cfg.get("linux") or {}).get("seccomp")
+    on_identity = on_exec = None
+    if proc and seccomp_cfg is not None:
+        from ociruntime import seccomp
+        lfd = getattr(ctx, "seccomp_listener_fd", -1)
+        st = getattr(ctx, "seccomp_state", None) or {}
+        on_identity = lambda: seccomp.add_seccomp_step(   # noqa: E731
+            plan, seccomp_cfg, ctx.source, proc, "identity", lfd, dict(st, status="creating"),
+            built=True)
+        on_exec = lambda: seccomp.add_seccomp_step(   # noqa: E731
+            plan, seccomp_cfg, ctx.source, proc, "exec", lfd, dict(st, status="running"))
+    if proc and (proc.get("apparmorProfile") or proc.get("selinuxLabel")):
+        from ociruntime import lsm
+        lsm.plan_labels(plan, proc)
+    from ociruntime import process_extra
+    if process_extra.wanted(cfg):   # scheduler, ioPriority, personality, memoryPolicy
+        process_extra.plan_init(plan, cfg, ctx.source)
     if proc:
-        process.plan_identity(plan, proc, ctx.source)
+        process.plan_identity(plan, proc, ctx.source, before_setuser=on_identity)
         finish = process.plan_exec(plan, proc, ctx.rootfs, ctx.source, ctx.first_closed_fd)
     plan.add("SYNC_READY")
     plan.add("WAIT_START", ctx.fifo_fd)
+    if hooks_cfg and proc:   # startContainer: after start, right before exec
+        hooks.plan_start(plan, hooks_cfg, ctx)
     if finish:
-        finish()
+        finish(before_exec=on_exec)
     return plan

@@ -2,8 +2,8 @@
 
 JSON lines are {"level","msg","time"} as containerd reads them; by default
 only warnings and errors are written (podman reads the file as one JSON
-object when a command fails)."""
-import json
+object when a command fails).  `json` is imported only to write a line:
+it costs more than a whole `state` command."""
 import sys
 import time
 
@@ -24,6 +24,7 @@ def _now():
 def _write(level, msg):
     if not _path:
         return
+    import json
     if _format == "json":
         line = json.dumps({"level": level, "msg": msg, "time": _now()})
     else:

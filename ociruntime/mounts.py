@@ -2,8 +2,9 @@
 masked and read-only paths, as plan steps."""
 import os
 
+from ociruntime import mounts_extra
 from ociruntime.errors import ConfigError
-from ociruntime.plan import MOUNT_DIR, MOUNT_FILE
+from ociruntime.plan import MOUNT_COPYUP, MOUNT_DIR, MOUNT_FILE
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -44,7 +45,8 @@ FLAGS = {
     "rbind": (True, MS_BIND | MS_REC), "relatime": (True, MS_RELATIME),
     "remount": (True, MS_REMOUNT), "ro": (True, MS_RDONLY), "rw": (False, MS_RDONLY),
     "silent": (True, MS_SILENT), "strictatime": (True, MS_STRICTATIME),
-    "suid": (False, MS_NOSUID), "sync": (True, MS_SYNCHRONOUS),
+    "suid": (False, MS_NOSUID), "symfollow": (False, MS_NOSYMFOLLOW),
+    "sync": (True, MS_SYNCHRONOUS),
 }
 PROPAGATION = {
     "private": MS_PRIVATE, "rprivate": MS_PRIVATE | MS_REC,
@@ -52,8 +54,8 @@ PROPAGATION = {
     "slave": MS_SLAVE, "rslave": MS_SLAVE | MS_REC,
     "unbindable": MS_UNBINDABLE, "runbindable": MS_UNBINDABLE | MS_REC,
 }
-# Options of the spec that need mount_setattr/idmapped mounts: not yet.
-_NOT_YET = {"idmap", "ridmap", "tmpcopyup"}
+# Options that are not mount flags: plan_mounts looks for them itself.
+EXTENSIONS = {"tmpcopyup"}
 
 # runc's default devices, made when /dev is not bound from the host.
 DEFAULT_DEVICES = (  # path, major, minor
@@ -79,8 +81,8 @@ def parse_options(options, where):
             flags = flags | flag if sets else flags & ~flag
         elif opt in PROPAGATION:
             prop |= PROPAGATION[opt]
-        elif opt in _NOT_YET or (opt.startswith("r") and opt[1:] in FLAGS and opt != "rbind"):
-            raise ConfigError(f"{where}: mount option {opt!r} is not supported yet")
+        elif opt in EXTENSIONS or opt in mounts_extra.OPTIONS:
+            pass   # tmpcopyup; recursive attributes and idmap (mounts_extra)
         else:
             data.append(opt)   # filesystem-specific, e.g. mode=755, size=64k
     return flags, prop, ",".join(data)
@@ -125,15 +127,25 @@ def plan_mounts(plan, cfg, ctx):
                 raise ConfigError(f"{where}.source: {source}: {e.strerror.lower()}") from None
             if dest == "/dev":
                 dev_bound = True
-            plan.add("MOUNT", source, dest, "", flags, "", mprop, kind)
+            if mounts_extra.wants_idmap(m):
+                mounts_extra.plan_idmapped(plan, m, source, dest, flags, kind, cfg, ctx, where)
+            else:
+                plan.add("MOUNT", source, dest, "", flags, "", mprop, kind)
         elif mtype in ("cgroup", "cgroup2"):
             _plan_cgroup_mount(plan, dest, flags, ctx)
         else:
             if not mtype:
                 raise ConfigError(f"{where}.type: a mount that is not a bind needs a type")
-            plan.add("MOUNT", source or mtype, dest, mtype, flags, data, mprop, MOUNT_DIR)
+            # tmpcopyup: the tmpfs starts with what the image has there
+            # (as in runc, other types ignore it).
+            kind = MOUNT_DIR | (MOUNT_COPYUP if mtype == "tmpfs" and "tmpcopyup" in (m.get("options") or ()) else 0)
+            plan.add("MOUNT", source or mtype, dest, mtype, flags, data, mprop, kind)
+        mounts_extra.plan_after(plan, dest, m, flags, where)
     if not dev_bound:
         _plan_devices(plan, linux.get("devices") or (), ctx)
+    cwd = (cfg.get("process") or {}).get("cwd") or "/"
+    if cwd.startswith("/") and _clean(cwd) != "/":
+        plan.add("MKDIR", _clean(cwd), -1)   # like runc: make a missing cwd (mode -1: keep modes)
 
 
 def _plan_cgroup_mount(plan, dest, flags, ctx):
@@ -200,6 +212,10 @@ def plan_after_pivot(plan, cfg, ctx):
     linux = cfg.get("linux") or {}
     for key, value in (linux.get("sysctl") or {}).items():
         plan.add("WRITE_FILE", "/proc/sys/" + key.replace(".", "/"), str(value))
+    for key in ("readonlyPaths", "maskedPaths"):   # config-linux.md: MUST be absolute
+        for i, path in enumerate(linux.get(key) or ()):
+            if not path.startswith("/"):
+                raise ConfigError(f"{ctx.source}: $.linux.{key}[{i}]: must be an absolute path, not {path!r}")
     for path in linux.get("readonlyPaths") or ():
         plan.add("READONLY_PATH", _clean(path))
     for path in ctx.late_readonly:

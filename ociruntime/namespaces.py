@@ -42,6 +42,8 @@ class Namespaces:
             if kind in self.new or kind in self.joined:
                 raise ConfigError(f"{where}.type: namespace {kind!r} is listed twice")
             path = ns.get("path")
+            if path and not path.startswith("/"):   # config-linux.md: MUST be absolute
+                raise ConfigError(f"{where}.path: must be an absolute path, not {path!r}")
             if path:
                 self.joined[kind] = path
             else:

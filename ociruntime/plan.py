@@ -15,12 +15,16 @@ OPS = (
     "MASK_PATH", "REMOUNT_ROOT", "SETRLIMIT", "CAPBSET", "SETGROUPS",
     "SETUSER", "CAPS", "UMASK", "NO_NEW_PRIVS", "CHDIR", "FIND_EXEC",
     "SYNC_READY", "WAIT_START", "CLOSE_FDS", "EXEC", "SET_DUMPABLE", "SETSID",
-    "CLOSE",
+    "CLOSE", "SETUP_TERMINAL",
+    "SECCOMP", "SECCOMP_RULE", "SECCOMP_EXPORT", "SECCOMP_LOAD",
+    "SYNC_HOOKS", "HOOK", "REPORT_FD", "MOUNT_SETATTR", "MOVE_MOUNT", "SCHED",
+    "IOPRIO", "PERSONALITY", "MEMPOLICY", "AFFINITY", "LO_UP",
 )
 OP = {name: number for number, name in enumerate(OPS, 1)}
 
 # Mount kinds (enum oci_mount_kind): what to create at a missing destination.
 MOUNT_DIR, MOUNT_FILE = 0, 1
+MOUNT_COPYUP = 4   # OR'ed into the kind: tmpcopyup (csrc/core.h)
 
 _HEAD = Struct("<II")
 _INT = Struct("<Iq")

@@ -36,19 +36,25 @@ def home_of(rootfs, uid):
     return "/"
 
 
-def plan_identity(plan, proc, source):
+def plan_identity(plan, proc, source, before_setuser=None):
     """rlimits, groups, ids and capabilities, in the order that works:
     limits and the bounding set need privileges we drop afterwards."""
     where = f"{source}: $.process"
+    seen = set()
     for i, rl in enumerate(proc.get("rlimits") or ()):
         res = RLIMITS.get(rl.get("type"))
         if res is None:
             raise ConfigError(f"{where}.rlimits[{i}].type: unknown rlimit {rl.get('type')!r}")
+        if res in seen:   # config.md: duplicated entries MUST be an error
+            raise ConfigError(f"{where}.rlimits[{i}].type: {rl['type']} is listed twice")
+        seen.add(res)
         plan.add("SETRLIMIT", res, rl["soft"], rl["hard"])
     caps = capabilities.masks(proc.get("capabilities"), f"{where}.capabilities")
     user = proc.get("user") or {}
     plan.add("CAPBSET", caps["bounding"])
     plan.add("SETGROUPS", *user.get("additionalGids") or ())
+    if before_setuser:   # seccomp: the last point with all capabilities
+        before_setuser()
     plan.add("SETUSER", user.get("uid", 0), user.get("gid", 0))
     plan.add("CAPS", caps["effective"], caps["permitted"], caps["inheritable"], caps["ambient"])
     if proc.get("noNewPrivileges"):
@@ -69,8 +75,9 @@ def plan_exec(plan, proc, rootfs, source, first_closed_fd):
         env.append("HOME=" + home_of(rootfs, (proc.get("user") or {}).get("uid", 0)))
     plan.add("CHDIR", cwd)
     plan.add("FIND_EXEC", args[0], env_value(env, "PATH") or DEFAULT_PATH)
-    return lambda: (
+    return lambda before_exec=None: (
         plan.add("UMASK", (proc.get("user") or {}).get("umask", 0o022)),
         plan.add("CLOSE_FDS", first_closed_fd),
+        before_exec and before_exec(),   # seccomp: the very last step
         plan.add("EXEC", len(args), *args, len(env), *env),
     )

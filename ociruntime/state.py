@@ -9,10 +9,10 @@ container (create, start, delete).  The status is not stored: it is read
 from the live process (pid plus its start time, so that a reused pid is
 not mistaken for the container) and the fifo.
 """
-import json
+import errno
 import os
 
-from ociruntime import SPEC_VERSION
+from ociruntime import SPEC_VERSION, jsonlite
 from ociruntime.errors import ContainerNotFound, OciError
 
 DEFAULT_ROOT = "/run/ociruntime"
@@ -46,9 +46,15 @@ def lock_dir(path):
     """Take the container's lock; None if the container is gone."""
     import fcntl
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
+        # O_NOFOLLOW: an entry of the state root that is a symlink is not a
+        # container, and nothing may be done through it.
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return None
+        raise
     fcntl.flock(fd, fcntl.LOCK_EX)
     if os.fstat(fd).st_nlink == 0:   # deleted while we waited
         os.close(fd)
@@ -76,7 +82,7 @@ class Container:
         except OSError as e:
             raise OciError(f"{path}: {e.strerror.lower()}") from None
         try:
-            data = json.loads(raw)
+            data = jsonlite.loads(raw)
             if not isinstance(data, dict) or data.get("id") != cid:
                 raise ValueError("not a container state")
         except ValueError as e:
@@ -112,14 +118,21 @@ class Container:
         return "running"
 
     def _frozen(self):
-        path = (self.data.get("cgroups") or {}).get("/sys/fs/cgroup/freezer")
-        if not path:
-            return False
+        # The v1 freezer where the host has one (cgroups.Manager.freeze
+        # uses it then), else cgroup2's cgroup.freeze.
+        cg = self.data.get("cgroups") or {}
+        path = next((p for m, p in cg.items() if "freezer" in os.path.basename(m)), None)
         try:
-            with open(path + "/freezer.state") as f:
-                return f.read().strip() in ("FROZEN", "FREEZING")
+            if path:
+                with open(path + "/freezer.state") as f:
+                    return f.read().strip() in ("FROZEN", "FREEZING")
+            for p in cg.values():
+                if os.path.exists(p + "/cgroup.freeze"):
+                    with open(p + "/cgroup.freeze") as f:
+                        return f.read().strip() == "1"
         except OSError:
             return False
+        return False
 
     def oci_state(self):
         """The state of runtime.md, with runc's extras (rootfs, created)."""
@@ -142,9 +155,40 @@ class Container:
     # -- changes ---------------------------------------------------------
     def save(self):
         tmp = os.path.join(self.dir, ".state.json.tmp")
-        with open(tmp, "w") as f:
-            json.dump(self.data, f, separators=(",", ":"))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, jsonlite.dumps(self.data).encode())
+        finally:
+            os.close(fd)
         os.rename(tmp, os.path.join(self.dir, "state.json"))
+
+
+def remove_tree(path):
+    """shutil.rmtree(path, ignore_errors=True), without importing shutil
+    (and with it fnmatch, re, bz2, lzma...) on delete's path.  Never
+    follows a symlink, not even at the top: a link is removed, not its target."""
+    if os.path.islink(path):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        return
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        entries = []
+    for e in entries:
+        try:
+            if e.is_dir(follow_symlinks=False):
+                remove_tree(e.path)
+            else:
+                os.unlink(e.path)
+        except OSError:
+            pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def write_atomic(path, text):

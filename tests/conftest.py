@@ -66,6 +66,21 @@ class Oci:
         assert r.returncode == 0, f"ociruntime {' '.join(map(str, args))} failed ({r.returncode}): {r.stderr}"
         return r
 
+    def create(self, *args, global_args=(), **kw):
+        """`ociruntime create ARGS` with stdout/stderr on files, not pipes:
+        the init inherits them, so a captured `create` would wait for EOF
+        until the container exits.  Returns a CompletedProcess whose
+        stdout/stderr are the files' text once `create` returned."""
+        self._n += 1
+        out, err = self.tmp / f"create{self._n}.out", self.tmp / f"create{self._n}.err"
+        with open(out, "w+") as o, open(err, "w+") as e:
+            r = self.cmd("create", *args, global_args=global_args, capture_output=False,
+                         stdin=subprocess.DEVNULL, stdout=o, stderr=e, **kw)
+            o.seek(0)
+            e.seek(0)
+            r.stdout, r.stderr = o.read(), e.read()
+        return r
+
     def state(self, cid):
         return json.loads(self.ok("state", cid).stdout)
 
@@ -83,14 +98,17 @@ class Oci:
         if os.path.isdir(self.root):
             leftovers += [f"state dir {self.root}/{n}" for n in os.listdir(self.root)]
             shutil.rmtree(self.root, ignore_errors=True)
-        for h in Path("/sys/fs/cgroup").iterdir():
-            for cid in self.ids:
-                for d in h.rglob(cid):
-                    leftovers.append(f"cgroup {d}")
-                    try:
-                        d.rmdir()
-                    except OSError:
-                        pass
+        # os.walk, not rglob: engines (podman's cleanup) remove their own
+        # cgroups while we look, and rglob fails on a vanished directory.
+        ids = set(self.ids)
+        found = [os.path.join(top, d) for top, dirs, _ in os.walk("/sys/fs/cgroup")
+                 for d in dirs if d in ids]
+        for d in sorted(found, key=len, reverse=True):   # rmdir: list first
+            leftovers.append(f"cgroup {d}")
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
         with open("/proc/self/mountinfo") as f:
             leftovers += [f"mount {l.split()[4]}" for l in f if str(self.tmp) in l]
         return leftovers

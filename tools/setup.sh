@@ -9,6 +9,8 @@ packages=(
     build-essential python3-dev python3-venv libseccomp-dev  # the cffi-built C core
     busybox-static                                           # test rootfs
     iproute2 runc crun podman containerd criu                # reference runtimes, engines
+    conmon catatonit netavark aardvark-dns containernetworking-plugins \
+    slirp4netns uidmap fuse-overlayfs iptables               # podman offline (tests/test_podman.py)
     strace procps util-linux time                            # test and benchmark tools
 )
 missing=()
@@ -33,5 +35,8 @@ fi
 # compat mode: a plain path in a .pth file, which bin/ociruntime reads
 # without running site (the default mode installs an import hook).
 .venv/bin/pip install -q -e . --config-settings editable_mode=compat
+# Bytecode now: an editable install has none, and with
+# PYTHONDONTWRITEBYTECODE=1 every call would compile the package again.
+.venv/bin/python -m compileall -q ociruntime
 
 bundles/make-rootfs.sh bundles/busybox/rootfs

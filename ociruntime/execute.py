@@ -1,0 +1,376 @@
+"""exec: run another process in a running (or created) container.
+
+The plan: an intermediate process joins every namespace of the container
+that differs from ours (through fds the runtime opened on /proc/<init>/ns,
+checked against the init's start time; the user namespace first, the
+mount namespace last), then OP_CLONE with CLONE_PARENT forks the process
+itself -- in the container's pid namespace, and our child, so that a
+foreground exec can wait for it.  It says hello; we put it in the
+container's cgroups (and --cgroup sub-cgroups) and say go; it sets up
+its terminal, limits, ids and capabilities, and execs.  The sync socket
+is close-on-exec: EOF without an error message means the exec happened,
+and only then is --pid-file written (conmon takes the file as success).
+"""
+import json
+import os
+import signal
+
+from ociruntime import cgroups, container, core, process, state
+from ociruntime.errors import ConfigError, ContainerNotRunning, OciError
+from ociruntime.namespaces import _JOIN_ORDER, NAMESPACES
+from ociruntime.plan import Plan
+from ociruntime.state import Container
+
+CLONE_PARENT = 0x00008000
+
+
+class ExecOptions:
+    """What `ociruntime exec` was told (cli.py fills it)."""
+
+    def __init__(self, **kw):
+        self.process = None          # path of a process.json
+        self.args = []
+        self.tty = None              # None: not given
+        self.cwd = None
+        self.env = []
+        self.user = None
+        self.additional_gids = []
+        self.caps = []
+        self.no_new_privs = None
+        self.apparmor = None
+        self.process_label = None
+        self.detach = False
+        self.pid_file = None
+        self.console_socket = None
+        self.preserve_fds = 0
+        self.ignore_paused = False
+        self.cgroup = []
+        self.__dict__.update(kw)
+
+
+def validate_process(proc, source):
+    """A process.json: the config schema's `process`, plus runc's checks."""
+    from ociruntime._config_validator import validate
+    if not isinstance(proc, dict):
+        raise ConfigError(f"{source}: $: process must be a JSON object")
+    error = validate({"ociVersion": "1.0.0", "process": proc})
+    if error is not None:
+        path = "$" + error[0][len("$.process"):] if error[0].startswith("$.process") else error[0]
+        raise ConfigError(f"{source}: {path}: {error[1]}")
+    if not proc.get("cwd"):
+        raise ConfigError(f"{source}: $.cwd: must not be empty")
+    if not proc["cwd"].startswith("/"):
+        raise ConfigError(f"{source}: $.cwd: must be an absolute path, not {proc['cwd']!r}")
+    if not proc.get("args"):
+        raise ConfigError(f"{source}: $.args: must not be empty")
+
+
+def _load_process_file(path):
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ConfigError(f"{path}: {core.strerror(e.errno)}") from None
+    try:
+        proc = json.loads(raw)
+    except ValueError as e:
+        raise ConfigError(f"{path}: invalid JSON: {e}") from None
+    validate_process(proc, path)
+    return proc
+
+
+def _dedup_env(env):
+    """The last value of a variable wins, at the place of its first."""
+    seen = {}
+    for e in env:
+        seen[e.partition("=")[0]] = e
+    out, done = [], set()
+    for e in env:
+        k = e.partition("=")[0]
+        if k not in done:
+            out.append(seen[k])
+            done.add(k)
+    return out
+
+
+def build_process(opts, cfg):
+    """The process to run: --process FILE, or the container's config's
+    process with the command line's changes (runc's getProcess)."""
+    if opts.process:
+        proc = _load_process_file(opts.process)
+    else:
+        proc = dict(cfg.get("process") or {})
+        if not opts.args:
+            raise OciError("process args cannot be empty")
+        proc["args"] = list(opts.args)
+        if opts.cwd:
+            proc["cwd"] = opts.cwd
+        proc["env"] = list(proc.get("env") or ()) + list(opts.env)
+        proc["terminal"] = bool(opts.tty)
+        if opts.no_new_privs is not None:
+            proc["noNewPrivileges"] = opts.no_new_privs
+        user = dict(proc.get("user") or {})
+        if opts.user:
+            uid, sep, gid = opts.user.partition(":")
+            if sep:
+                user["gid"] = _int(gid, "gid")
+            user["uid"] = _int(uid, "uid")
+        if opts.additional_gids:
+            user["additionalGids"] = list(user.get("additionalGids") or ()) + \
+                [_int(g, "additional-gids") for g in opts.additional_gids]
+        proc["user"] = user
+        if opts.caps:
+            caps = {k: list(v or ()) for k, v in (proc.get("capabilities") or {}).items()}
+            for name in opts.caps:
+                for s in ("bounding", "effective", "permitted", "ambient"):
+                    caps.setdefault(s, []).append(name)
+            proc["capabilities"] = caps
+        if opts.apparmor:
+            proc["apparmorProfile"] = opts.apparmor
+        if opts.process_label:
+            proc["selinuxLabel"] = opts.process_label
+        validate_process(proc, "exec")
+    # With --process the file is the whole process (runc ignores --tty,
+    # --env... then).  apparmorProfile and selinuxLabel (--apparmor,
+    # --process-label): checked and applied as create does (ociruntime/lsm.py).
+    proc["env"] = _dedup_env(proc.get("env") or ())
+    return proc
+
+
+def _int(text, what):
+    try:
+        n = int(text)
+    except ValueError:
+        raise OciError(f"parsing {text} as int for {what} failed") from None
+    if n < 0:
+        raise OciError(f"{what} must be a positive number {n}")
+    return n
+
+
+def sub_cgroups(specs, paths):
+    """{hierarchy mountpoint: directory} for --cgroup [CTRL[,CTRL]:]PATH."""
+    if not specs:
+        return {}
+    out = {}
+    by_ctrl = {}
+    for mnt in paths:
+        name = os.path.basename(mnt)
+        for ctrl in name.split(","):
+            by_ctrl[ctrl] = mnt
+        if name == "unified":
+            by_ctrl[""] = mnt
+    for spec in specs:
+        parts = spec.split(":")
+        if len(parts) > 2:
+            raise OciError(f"invalid --cgroup argument: {spec}")
+        if len(parts) == 1:
+            if len(specs) != 1:
+                raise OciError(f"invalid --cgroup argument: {spec} (missing <controller>: prefix)")
+            sub = parts[0]
+            # No controller on this hybrid host: every hierarchy that has it.
+            for mnt, base in paths.items():
+                target = _sub_path(base, sub)
+                if os.path.isdir(target):
+                    out[mnt] = target
+            if not out:
+                raise OciError(f"--cgroup {spec}: no such sub-cgroup in any hierarchy of the container")
+            continue
+        ctrls, sub = parts
+        for ctrl in ctrls.split(","):
+            mnt = by_ctrl.get(ctrl)
+            if mnt is None:
+                raise OciError(f"unknown controller {ctrl} in --cgroup")
+            out[mnt] = _sub_path(paths[mnt], sub)
+    return out
+
+
+def _sub_path(base, sub):
+    path = os.path.normpath(os.path.join(base, sub.lstrip("/")))
+    if path != base and not path.startswith(base + "/"):
+        raise OciError(f"{sub} is not a sub cgroup path")
+    return path
+
+
+def _namespace_fds(c, first_free):
+    """[(fd, CLONE flag)] of the container's namespaces that are not ours,
+    in join order; fds opened through the init's /proc entry, then the
+    init checked to still be the container's (not a reused pid)."""
+    out = []
+    try:
+        for kind in _JOIN_ORDER:
+            flag, name = NAMESPACES[kind]
+            # time_for_children: a created init has unshared its time
+            # namespace but enters it only when it execs.
+            entry = "time_for_children" if kind == "time" else name
+            try:
+                theirs = os.stat(f"/proc/{c.pid}/ns/{entry}")
+            except FileNotFoundError:
+                if os.path.exists(f"/proc/{c.pid}"):
+                    continue   # this kernel has no such namespace
+                raise ContainerNotRunning("cannot exec in a stopped container") from None
+            ours = os.stat(f"/proc/self/ns/{name}")
+            if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
+                continue
+            fd = os.open(f"/proc/{c.pid}/ns/{entry}", os.O_RDONLY | os.O_CLOEXEC)
+            out.append((core.move_fd_above(fd, first_free), flag))
+        if not state.process_alive(c.pid, c.data.get("pid_start")):
+            raise ContainerNotRunning("cannot exec in a stopped container")
+        return out
+    except BaseException:
+        for fd, _ in out:
+            os.close(fd)
+        raise
+
+
+def exec_process(root, cid, opts):
+    """Run the process; its exit code in the foreground, 0 detached."""
+    c = Container.load(root, cid)
+    status = c.status()
+    if status in ("stopped", "creating"):
+        raise ContainerNotRunning("cannot exec in a stopped container")
+    if status == "paused" and not opts.ignore_paused:
+        raise OciError("cannot exec in a paused container (use --ignore-paused to override)")
+    bundle = c.data.get("bundle") or ""
+    cfg = {}
+    if not opts.process:
+        from ociruntime import config
+        cfg = config.load(bundle)
+    proc = build_process(opts, cfg)
+    terminal = bool(proc.get("terminal"))
+    if terminal or opts.console_socket:
+        from ociruntime import terminal as term
+        term.check(terminal, opts.console_socket, opts.detach)
+    container.check_preserved_fds(opts.preserve_fds)
+    first_free = 3 + opts.preserve_fds
+    cg_paths = dict(c.data.get("cgroups") or {})
+    subs = sub_cgroups(opts.cgroup, cg_paths)
+
+    watched = set(container.FORWARDED) | {signal.SIGCHLD}
+    if not opts.detach:
+        signal.pthread_sigmask(signal.SIG_BLOCK, watched)
+    fds = []          # ours to close once spawned
+    ours = None       # our end of the foreground terminal's pair
+    pid = None
+    pids = []
+    try:
+        ns_fds = _namespace_fds(c, first_free)
+        fds += [fd for fd, _ in ns_fds]
+        parent_fd, child_fd = core.socketpair()
+        fds.append(parent_fd)
+        child_fd = core.move_fd_above(child_fd, first_free)
+        fds.append(child_fd)
+        console_fd = -1
+        if terminal:
+            from ociruntime import terminal as term
+            if opts.console_socket:
+                console_fd = term.connect(opts.console_socket)
+            else:
+                ours, console_fd = term.pair()
+            console_fd = core.move_fd_above(console_fd, first_free)
+            fds.append(console_fd)
+
+        plan = Plan()
+        # Not dumpable before joining anything: a process of the container
+        # must never open /proc/PID/exe of this copy of the runtime
+        # (CVE-2019-5736); the process cloned below inherits it.
+        if ns_fds:
+            plan.add("SET_DUMPABLE", 0)
+        for fd, flag in ns_fds:
+            plan.add("SETNS", fd, flag)
+        plan.add("CLONE", CLONE_PARENT if ns_fds else 0)
+        plan.add("CLOSE", parent_fd, *(fd for fd, _ in ns_fds))
+        plan.add("SET_DUMPABLE", 0)     # until exec, a copy of the runtime
+        source = opts.process or os.path.join(bundle, "config.json")
+        extra = proc.get("execCPUAffinity") or proc.get("scheduler") or proc.get("ioPriority")
+        if extra:   # execCPUAffinity: initial before joining the cgroup, final after
+            from ociruntime import process_extra
+            process_extra.plan_exec_affinity(plan, proc, "initial", source)
+        plan.add("SYNC_HELLO")          # we join its cgroups
+        if extra:
+            process_extra.plan_exec_affinity(plan, proc, "final", source)
+            if proc.get("scheduler"):
+                process_extra.plan_scheduler(plan, proc["scheduler"], f"{source}: $.process.scheduler")
+            if proc.get("ioPriority"):
+                process_extra.plan_ioprio(plan, proc["ioPriority"], f"{source}: $.process.ioPriority")
+        plan.add("SETSID")
+        if terminal:
+            term.plan_terminal(plan, proc, console_fd, mount_console=False, proxied=ours is not None)
+        # The container's linux.seccomp (kept by create) applies to every
+        # process in it, as in runc; loaded where create loads it.
+        on_identity = on_exec = None
+        sc_cfg = c.data.get("seccomp")
+        if sc_cfg is not None:
+            from ociruntime import seccomp
+            lfd = seccomp.open_listener(seccomp.compile_filter(sc_cfg, source), first_free)
+            if lfd >= 0:
+                fds.append(lfd)
+            sc_state = {"id": cid, "status": "running", "bundle": bundle,
+                        "annotations": c.data.get("annotations") or {}}
+            on_identity = lambda: seccomp.add_seccomp_step(   # noqa: E731
+                plan, sc_cfg, source, proc, "identity", lfd, sc_state)
+            on_exec = lambda: seccomp.add_seccomp_step(   # noqa: E731
+                plan, sc_cfg, source, proc, "exec", lfd, sc_state)
+        if proc.get("apparmorProfile") or proc.get("selinuxLabel"):   # as create: runc's rules
+            from ociruntime import lsm
+            lsm.check({"process": proc}, source)
+            lsm.plan_labels(plan, proc)
+        process.plan_identity(plan, proc, source, before_setuser=on_identity)
+        finish = process.plan_exec(plan, proc, c.data.get("rootfs") or "/", source, first_free)
+        finish(before_exec=on_exec)
+
+        def set_up(p):
+            cgroups.Manager(cg_paths).join(p)
+            if subs:
+                cgroups.Manager(subs).join(p)
+            if proc.get("oomScoreAdj") is not None:
+                container._write_proc(p, "oom_score_adj", str(proc["oomScoreAdj"]), "process.oomScoreAdj")
+
+        first = core.spawn(plan.encode(), child_fd)
+        pids.append(first)
+        for fd in fds:
+            if fd != parent_fd:
+                os.close(fd)
+        fds = [parent_fd]
+        pid = container._handshake(parent_fd, first, cfg, None, pids, bool(ns_fds),
+                                   set_up=set_up, until_exec=True)
+        if opts.pid_file:
+            state.write_atomic(os.path.abspath(opts.pid_file), str(pid))
+        if opts.detach:
+            return 0
+        if ours is not None:
+            master = term.recv_master(ours)
+            ours = None
+            try:
+                return term.proxy(master, pid, watched, lambda: container._reap(pid))
+            finally:
+                os.close(master)
+        return container._wait_forwarding(pid, watched)
+    except BaseException:
+        # The process is our child (CLONE_PARENT) until reaped: safe to
+        # kill.  The intermediate (pids[0] when more follow) is reaped.
+        if pid is not None:
+            _kill_reap(pid)
+        elif len(pids) == 1:
+            _kill_reap(pids[0])
+        else:
+            for p in pids[1:]:
+                _kill_reap(p)
+        raise
+    finally:
+        for fd in fds:
+            os.close(fd)
+        if ours is not None:
+            os.close(ours)
+        if not opts.detach:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, watched)
+
+
+def _kill_reap(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
