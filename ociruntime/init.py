@@ -128,8 +128,10 @@ def build(cfg, ns, ctx):
     if proc and (proc.get("apparmorProfile") or proc.get("selinuxLabel")):
         from ociruntime import lsm
         lsm.plan_labels(plan, proc)
-    from ociruntime import process_extra
-    if process_extra.wanted(cfg):   # scheduler, ioPriority, personality, memoryPolicy
+    linux = cfg.get("linux") or {}
+    if ((proc or {}).get("scheduler") or (proc or {}).get("ioPriority") or linux.get("personality")
+            or linux.get("memoryPolicy") or linux.get("intelRdt")):
+        from ociruntime import process_extra   # before privileges are dropped
         process_extra.plan_init(plan, cfg, ctx.source)
     if proc:
         process.plan_identity(plan, proc, ctx.source, before_setuser=on_identity)

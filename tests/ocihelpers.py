@@ -96,6 +96,8 @@ def ns_link(pid, name):
 def wait_gone(pid, timeout=20.0):
     """Wait until pid has exited (works for processes that are not our
     children); True if it is gone."""
+    if pid <= 0:   # `state` says 0 once the container stopped
+        return True
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:

@@ -16,8 +16,10 @@ def mountpoints():
 
 def expected_paths(cgroups_path, cid):
     own = host_cgroups()   # the runtime runs in our cgroups
+    # every hierarchy we are in (v1 ones, name=systemd, the unified one)
+    assert set(own) == set(mountpoints()), (own, mountpoints())
     out = {}
-    for key in mountpoints():
+    for key in own:
         if cgroups_path and cgroups_path.startswith("/"):
             out[key] = cgroups_path
         else:

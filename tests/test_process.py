@@ -254,8 +254,8 @@ def test_signal_dispositions_are_reset(oci, detached):
         out = run_ok(oci, cfg)
     else:
         with Running(oci, cfg) as c:
-            from ocihelpers import wait_gone
-            wait_gone(c.pid)
+            from ocihelpers import wait_status
+            assert wait_status(oci, c.cid, "stopped")["status"] == "stopped"
             out = (c.bundle / "rootfs" / "tmp" / "sig").read_text()
     st = status_fields(out)
     assert {k: int(v, 16) for k, v in st.items() if k} == {"SigIgn": 0, "SigBlk": 0, "SigCgt": 0}
