@@ -189,6 +189,7 @@ def main(argv=None):
         if g.get("systemd-cgroup") and command in ("create", "run"):
             from ociruntime.cgroups import systemd   # a clear error where it cannot work
             systemd.check_available()
+            opts["systemd-cgroup"] = True
         root = g.get("root") or "/run/ociruntime"
         return globals()["cmd_" + command](root, opts, pos) or 0
     except OciError as e:
@@ -210,7 +211,8 @@ def cmd_create(root, opts, pos):
     from ociruntime import container
     container.create(root, _one_id(pos, "create"), opts.get("bundle"), opts.get("pid-file"),
                      opts.get("console-socket"), opts.get("no-pivot", False),
-                     _int_flag(opts, "preserve-fds"))
+                     _int_flag(opts, "preserve-fds"),
+                     systemd_cgroup=opts.get("systemd-cgroup", False))
 
 
 def cmd_run(root, opts, pos):
@@ -218,7 +220,8 @@ def cmd_run(root, opts, pos):
     return container.run(root, _one_id(pos, "run"), opts.get("bundle"), opts.get("pid-file"),
                          opts.get("console-socket"), opts.get("no-pivot", False),
                          _int_flag(opts, "preserve-fds"), opts.get("detach", False),
-                         opts.get("keep", False), opts.get("no-subreaper", False))
+                         opts.get("keep", False), opts.get("no-subreaper", False),
+                         systemd_cgroup=opts.get("systemd-cgroup", False))
 
 
 def cmd_start(root, opts, pos):

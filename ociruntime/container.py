@@ -39,7 +39,7 @@ def _now_rfc3339():
 
 
 def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
-           preserve_fds=0, extra_close=(), foreground=False):
+           preserve_fds=0, extra_close=(), foreground=False, systemd_cgroup=False):
     """Create the container; returns its Container once the init waits.
     foreground (run without -d): a terminal without --console-socket is
     proxied by the caller, which finds its end in c.console_ours."""
@@ -87,8 +87,10 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
             else:
                 c.console_ours, console_fd = terminal.pair()
         c.save()
-        cg = cgroups.Manager.for_config(linux.get("cgroupsPath"), cid)
+        cg = cgroups.Manager.for_config(linux.get("cgroupsPath"), cid, systemd=systemd_cgroup)
         c.data["cgroups"] = cg.paths
+        if systemd_cgroup:   # delete stops the unit (cgroups/systemd.py)
+            c.data["cgroups_systemd"] = cg.state()
         cg.create()
         c.data["cgroups_created"] = cg.created
         c.save()
@@ -432,7 +434,7 @@ def delete(root, cid, force=False):
             status = c.status()
         if status in ("running", "paused") and not force:
             raise OciError(f"cannot delete container {cid} that is not stopped: {status}")
-        cg = cgroups.Manager(c.data.get("cgroups") or {}, c.data.get("cgroups_created") or ())
+        cg = cgroups.load(c.data)
         if status != "stopped" or c.data.get("status") == "creating":
             _kill_everything(c, cg)
         cg.destroy()
@@ -479,10 +481,11 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
 
 
 def run(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
-        preserve_fds=0, detach=False, keep=False, no_subreaper=False):
+        preserve_fds=0, detach=False, keep=False, no_subreaper=False, systemd_cgroup=False):
     """create + start; in the foreground, wait and return the exit code."""
     if detach:
-        create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds)
+        create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
+               systemd_cgroup=systemd_cgroup)
         start(root, cid)
         return 0
     if not no_subreaper:   # the init may be a grandchild: make it ours
@@ -491,7 +494,7 @@ def run(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     signal.pthread_sigmask(signal.SIG_BLOCK, watched)
     try:
         c = create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
-                   foreground=True)
+                   foreground=True, systemd_cgroup=systemd_cgroup)
         try:
             ours = getattr(c, "console_ours", None)
             if ours is not None:   # a terminal and no socket: we proxy it

@@ -217,3 +217,12 @@ def cmd_files(oci, *args, global_args=(), **kw):
         e.seek(0)
         r.stdout, r.stderr = o.read(), e.read()
     return r
+
+
+def cgroup_dir(pid):
+    """The host directory of pid's cgroup on the pids hierarchy (v1), or
+    the unified one (v2): where to read its cgroup.procs."""
+    from ociruntime.cgroups import host_hierarchies
+    mnts = {key: mnt for _n, _t, key, mnt, _r, _o in host_hierarchies()}
+    key = "pids" if "pids" in mnts else ""
+    return mnts[key] + host_cgroups(pid)[key]

@@ -2,10 +2,11 @@
 hierarchy and the unified one, before it execs; delete removes what
 create made (and nothing else)."""
 import os
+import time
 
 import pytest
 
-from ocihelpers import Running, config, host_cgroups, wait_gone
+from ocihelpers import Running, cgroup_dir, config, host_cgroups, wait_gone
 from ociruntime.cgroups import host_hierarchies
 
 
@@ -103,9 +104,7 @@ def test_existing_parent_is_kept(oci):
 def test_process_and_children_stay_in_the_cgroup(oci):
     cfg = config(["sh", "-c", "sleep 1000 & exec sleep 1001"])
     with Running(oci, cfg) as c:
-        mnt = mountpoints()["pids"]
-        path = mnt + host_cgroups(c.pid)["pids"]
-        import time
+        path = cgroup_dir(c.pid)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with open(path + "/cgroup.procs") as f:

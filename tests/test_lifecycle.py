@@ -180,9 +180,8 @@ def test_kill_all(oci):
 
 
 def cgroup_procs(c):
-    from ocihelpers import host_cgroups
-    path = "/sys/fs/cgroup/pids" + host_cgroups(c.pid)["pids"]
-    with open(path + "/cgroup.procs") as f:
+    from ocihelpers import cgroup_dir
+    with open(cgroup_dir(c.pid) + "/cgroup.procs") as f:
         return [int(x) for x in f.read().split()]
 
 
@@ -411,3 +410,21 @@ def test_concurrent_creates_of_one_id(oci):
     assert [p for p, _ in leftover_processes(oci)] == [st["pid"]]
     oci.ok("delete", cid)
     assert wait_gone(st["pid"])
+
+
+def test_config_without_a_process(oci):
+    """runc creates such a container (a holder of namespaces); start has
+    nothing to run and says so; delete works."""
+    cfg = config()
+    del cfg["process"]
+    b = oci.bundle(cfg)
+    cid = oci.new_id()
+    r = oci.create("-b", b, cid)
+    assert r.returncode == 0, r.stderr
+    st = oci.state(cid)
+    assert st["status"] == "created"
+    r = oci.cmd("start", cid)
+    assert r.returncode == 1 and "process" in r.stderr and "Traceback" not in r.stderr
+    oci.ok("delete", cid)
+    assert wait_gone(st["pid"])
+    assert_gone(oci, cid)

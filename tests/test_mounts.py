@@ -1,6 +1,7 @@
 """The container's filesystem: config mounts in order, binds and their
 propagation, the read-only root, masked and read-only paths, /dev,
 linux.devices, sysctl."""
+import json
 import os
 import stat
 import subprocess
@@ -318,3 +319,62 @@ def test_config_without_user_ns_gets_no_stray_bind_devices(oci):
     names = set(out.split())
     assert not names & {"sda", "vda", "kmsg", "mem", "console"}
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)  # host untouched
+
+
+@pytest.mark.parametrize("mtype", ["bind", "none", None])
+def test_bind_spellings(oci, tmp_path, mtype):
+    """containerd writes type "bind", docker type "none" with a bind
+    option; both (and no type) are binds."""
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    (src / "f").write_text("bound\n")
+    m = {"destination": "/b", "source": str(src), "options": ["rbind", "ro"]}
+    if mtype:
+        m["type"] = mtype
+    cfg = config(["cat", "/b/f"])
+    cfg["mounts"].append(m)
+    assert run_ok(oci, cfg) == "bound\n"
+
+
+def test_absolute_root_path_and_relative_bundle(oci):
+    """root.path may be absolute; -b may be relative to the cwd."""
+    b = oci.bundle(args=["cat", "/marker"])
+    elsewhere = oci.tmp / "elsewhere-rootfs"
+    os.rename(b / "rootfs", elsewhere)
+    (elsewhere / "marker").write_text("abs root\n")
+    cfg = json.loads((b / "config.json").read_text())
+    cfg["root"]["path"] = str(elsewhere)
+    (b / "config.json").write_text(json.dumps(cfg))
+    r = oci.cmd("run", "-b", b.name, oci.new_id(), cwd=b.parent)
+    assert (r.returncode, r.stdout) == (0, "abs root\n"), r.stderr
+
+
+def test_bind_over_a_dangling_symlink_in_the_image(oci, tmp_path):
+    """Like an Ubuntu image's /etc/resolv.conf -> ../run/systemd/resolve/
+    stub-resolv.conf (absent): the link is followed inside the rootfs and
+    its target made, as runc does, so engines can bind their file there."""
+    host = tmp_path / "resolv.conf"
+    host.write_text("nameserver 192.0.2.1\n")
+    cfg = config(["cat", "/etc/resolv.conf"])
+    cfg["mounts"].append({"destination": "/etc/resolv.conf", "type": "bind", "source": str(host),
+                          "options": ["rbind", "ro"]})
+    b = oci.bundle(cfg)
+    link = b / "rootfs" / "etc" / "resolv.conf"
+    if link.exists() or link.is_symlink():
+        link.unlink()
+    os.symlink("../run/systemd/resolve/stub-resolv.conf", link)
+    r = oci.cmd("run", "-b", b, oci.new_id())
+    assert (r.returncode, r.stdout) == (0, "nameserver 192.0.2.1\n"), r.stderr
+    assert (b / "rootfs" / "run" / "systemd" / "resolve" / "stub-resolv.conf").is_file()
+    assert os.readlink(link) == "../run/systemd/resolve/stub-resolv.conf"
+
+
+def test_symlink_loop_at_a_mount_point_is_a_clean_error(oci):
+    cfg = config(["true"])
+    cfg["mounts"].append({"destination": "/loop/x", "type": "tmpfs", "source": "tmpfs"})
+    b = oci.bundle(cfg)
+    os.symlink("loop2", b / "rootfs" / "loop")
+    os.symlink("loop", b / "rootfs" / "loop2")
+    r = oci.cmd("run", "-b", b, oci.new_id())
+    assert r.returncode == 1 and "/loop/x" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.splitlines()) == 1

@@ -21,7 +21,9 @@ the device rules (v1 files or a v2 eBPF program).  A resource the host
 cannot apply is an OciError naming it, never skipped.
 
 `Manager(paths, created)` rebuilds a manager from state.json: paths are
-{hierarchy mountpoint: container directory}.
+{hierarchy mountpoint: container directory}; `load(state data)` does it
+for any container, a --systemd-cgroup one too (systemd.py: a transient
+scope unit over D-Bus, the same cgroupfs code for the rest).
 """
 import os
 import time
@@ -29,7 +31,7 @@ import time
 from ociruntime.errors import OciError
 
 # What `features` reports (ociruntime/features.py reads it).
-FEATURES = {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True}
+FEATURES = {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True}
 
 CGROUP2 = "cgroup2"
 
@@ -107,6 +109,17 @@ class Layout:
         if self.v2 and v2name in self.v2_controllers:
             return 2, self.v2
         return None
+
+
+def load(data):
+    """The manager of a container from its state.json data: a systemd
+    unit's (--systemd-cgroup) or plain cgroupfs directories."""
+    paths, created = data.get("cgroups") or {}, data.get("cgroups_created") or ()
+    sd = data.get("cgroups_systemd")
+    if sd:
+        from ociruntime.cgroups import systemd
+        return systemd.SystemdManager(paths, created, unit=sd["unit"], slice=sd["slice"])
+    return Manager(paths, created)
 
 
 def read_words(path):

@@ -4,13 +4,13 @@ import os
 import re
 import sys
 
-from ociruntime.cgroups import Manager
+from ociruntime.cgroups import load
 from ociruntime.errors import ContainerNotRunning, OciError
 from ociruntime.state import Container
 
 
 def _manager(c):
-    return Manager(c.data.get("cgroups") or {}, c.data.get("cgroups_created") or ())
+    return load(c.data)
 
 
 def _load_live(root, cid):
