@@ -199,6 +199,24 @@ class Manager:
             return None
         return where[0], self.paths[where[1]]
 
+    def _make(self, mnt, path):
+        """Make path and its missing parents in one hierarchy, noting what
+        we made (delete removes exactly that)."""
+        missing, p = [], path
+        while p != mnt and not os.path.isdir(p):
+            missing.append(p)
+            p = os.path.dirname(p)
+        for d in reversed(missing):
+            try:
+                os.mkdir(d)
+            except FileExistsError:
+                continue
+            except OSError as e:
+                raise OciError(f"create cgroup {d}: {_strerror(e)}") from None
+            self.created.append(d)
+            if mnt == self.layout.v1.get("cpuset"):
+                _inherit_cpuset(d)
+
     @property
     def v2_dir(self):
         mnt = self.layout.v2
@@ -206,21 +224,7 @@ class Manager:
 
     def create(self):
         for mnt, path in self.paths.items():
-            missing = []
-            p = path
-            while p != mnt and not os.path.isdir(p):
-                missing.append(p)
-                p = os.path.dirname(p)
-            for d in reversed(missing):
-                try:
-                    os.mkdir(d)
-                except FileExistsError:
-                    continue
-                except OSError as e:
-                    raise OciError(f"create cgroup {d}: {_strerror(e)}") from None
-                self.created.append(d)
-                if mnt == self.layout.v1.get("cpuset"):
-                    _inherit_cpuset(d)
+            self._make(mnt, path)
         if self.layout.mode == "v2" and self.v2_dir:
             # Like runc: every controller the parent offers, so that the
             # container's directory has their files (limits and stats).

@@ -27,7 +27,7 @@ error, not a silent fallback to cgroupfs.
 """
 import os
 
-from ociruntime.cgroups import Layout, Manager, _inherit_cpuset, _strerror, host_hierarchies
+from ociruntime.cgroups import Layout, Manager, _strerror, host_hierarchies
 from ociruntime.errors import OciError
 
 SD = "org.freedesktop.systemd1"
@@ -486,23 +486,6 @@ class SystemdManager(Manager):
         super().join(pid)
         if self._config is not None:
             super().apply_config(cfg, source)
-
-    def _make(self, mnt, path):
-        """The unit's directory in a hierarchy systemd does not manage."""
-        missing, p = [], path
-        while p != mnt and not os.path.isdir(p):
-            missing.append(p)
-            p = os.path.dirname(p)
-        for d in reversed(missing):
-            try:
-                os.mkdir(d)
-            except FileExistsError:
-                continue
-            except OSError as e:
-                raise OciError(f"create cgroup {d}: {_strerror(e)}") from None
-            self.created.append(d)
-            if mnt == self.layout.v1.get("cpuset"):
-                _inherit_cpuset(d)
 
     def update(self, res):
         from ociruntime.cgroups import devices
