@@ -321,13 +321,11 @@ def test_oom_score_adj_is_written_from_outside(oci, tmp_path):
 
 # -- ids and bundles cannot escape the state root ---------------------------
 
-BAD_IDS = ["..", ".", "../escape", "a/b", "/abs", "a\0b", "", "x" * 1025, "ok/../../escape", " spaced"]
+BAD_IDS = ["..", ".", "../escape", "a/b", "/abs", "", "x" * 1025, "ok/../../escape", " spaced"]
 
 
 @pytest.mark.parametrize("cid", BAD_IDS, ids=range(len(BAD_IDS)))
 def test_bad_ids_are_refused_everywhere(oci, tmp_path, cid):
-    if "\0" in cid:
-        pytest.skip("a NUL cannot be passed in argv")
     victim = tmp_path / "escape"
     victim.mkdir()
     (victim / "state.json").write_text(json.dumps({"id": cid}))
