@@ -110,10 +110,13 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         return c
     except BaseException as e:
         _undo_create(c, cg, pids)
-        if cfg.get("hooks") and str(e).startswith("error running "):
-            # A create-time hook failed: the lifecycle goes on at delete's
-            # steps (runtime.md 3-5, 12-13), so poststop hooks run.
+        hooks = None
+        if cfg.get("hooks"):
             from ociruntime import hooks
+        # A create-time hook failed (in the runtime, or in the init, whose
+        # message is all that crosses the socket): the lifecycle goes on at
+        # delete's steps (runtime.md 3-5, 12-13), so poststop hooks run.
+        if hooks and str(e).startswith(hooks.ERROR_PREFIX):
             hooks.run("poststop", cfg["hooks"].get("poststop"),
                       hooks.state(c.data, "stopped", 0), warn_only=True)
         if getattr(c, "console_ours", None) is not None:
