@@ -11,11 +11,12 @@ its terminal, limits, ids and capabilities, and execs.  The sync socket
 is close-on-exec: EOF without an error message means the exec happened,
 and only then is --pid-file written (conmon takes the file as success).
 """
-import json
 import os
-import signal
 
-from ociruntime import cgroups, container, core, process, state
+# The C core of signal, no enum; jsonlite, not json (and re): see jsonlite.py.
+import _signal as signal
+
+from ociruntime import cgroups, container, core, jsonlite, process, state
 from ociruntime.errors import ConfigError, ContainerNotRunning, OciError
 from ociruntime.namespaces import _JOIN_ORDER, NAMESPACES
 from ociruntime.plan import Plan
@@ -72,7 +73,7 @@ def _load_process_file(path):
     except OSError as e:
         raise ConfigError(f"{path}: {core.strerror(e.errno)}") from None
     try:
-        proc = json.loads(raw)
+        proc = jsonlite.loads(raw)
     except ValueError as e:
         raise ConfigError(f"{path}: invalid JSON: {e}") from None
     validate_process(proc, path)

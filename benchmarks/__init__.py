@@ -1,0 +1,1 @@
+"""Benchmarks of ociruntime against runc and crun (not tests: see README.md)."""

@@ -1,0 +1,110 @@
+"""The hot path stays lean: what create, start, state, kill and delete
+import (no timing: the modules Python reports with PYTHONPROFILEIMPORTTIME),
+and jsonlite, which stands in for `json` there, agrees with `json`."""
+import json
+import math
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ociruntime import jsonlite
+from conftest import busybox_config
+
+# Each of these costs milliseconds (re, enum, typing pull in a dozen
+# modules) or is a feature's heavy dependency.  A module the default
+# config does not need must be imported inside the function using it.
+FORBIDDEN = {"argparse", "logging", "subprocess", "jsonschema", "pyroute2", "re", "enum",
+             "json", "typing", "shutil", "signal", "threading", "tempfile", "inspect",
+             "dataclasses", "site"}
+
+
+def _imported(result):
+    mods = set()
+    for line in result.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1].strip()
+            if name != "imported package":
+                mods.add(name)
+    assert mods, f"no import report in stderr: {result.stderr[-500:]}"
+    return mods
+
+
+def _check(result, what):
+    bad = sorted(_imported(result) & FORBIDDEN)
+    assert not bad, f"`{what}` imports {bad}: import them where they are used"
+
+
+ENV = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
+
+
+def test_lifecycle_imports(oci):
+    cid = oci.new_id()
+    b = oci.bundle(args=["/bin/sleep", "30"])
+    r = oci.create("-b", b, cid, env=ENV)
+    assert r.returncode == 0, r.stderr
+    _check(r, "create")
+    for args in (("state", cid), ("start", cid), ("exec", cid, "/bin/true"), ("kill", cid, "KILL")):
+        r = oci.cmd(*args, env=ENV)
+        assert r.returncode == 0, r.stderr
+        _check(r, args[0])
+    r = oci.cmd("delete", "--force", cid, env=ENV)
+    assert r.returncode == 0, r.stderr
+    _check(r, "delete")
+
+
+def test_state_of_missing_container_imports(oci):
+    r = oci.cmd("state", "no-such-container", env=ENV)
+    assert r.returncode == 1
+    _check(r, "state")
+
+
+def test_state_output_matches_json_dumps(oci):
+    cid = oci.new_id()
+    cfg = busybox_config(["/bin/sleep", "10"])
+    cfg["annotations"] = {"org.example/é": "x\ny", "b": ""}
+    r = oci.create("-b", oci.bundle(cfg), cid)
+    assert r.returncode == 0, r.stderr
+    out = oci.ok("state", cid).stdout
+    assert out == json.dumps(json.loads(out), indent=2) + "\n"
+    oci.ok("delete", "--force", cid)
+
+
+# -- jsonlite against json ------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(), kids, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_jsonlite_round_trip_matches_json(v):
+    assert jsonlite.dumps(v) == json.dumps(v, separators=(",", ":"))
+    assert jsonlite.dumps_pretty(v) == json.dumps(v, indent=2)
+    text = json.dumps(v, indent=1)
+    assert jsonlite.loads(text) == json.loads(text)
+    assert jsonlite.loads(text.encode()) == json.loads(text.encode())
+
+
+@pytest.mark.parametrize("text", ["", " ", "{", "{} x", "[1,]", "nul", '{"a":1}}', b"\xff",
+                                  '{"a": 1, }', "\ufeff{}", "[1] [2]"])
+def test_jsonlite_errors_are_json_errors(text):
+    with pytest.raises(ValueError) as want:
+        json.loads(text)
+    with pytest.raises(ValueError) as got:
+        jsonlite.loads(text)
+    assert type(got.value) is type(want.value) and str(got.value) == str(want.value)
+
+
+def test_jsonlite_specials():
+    assert math.isnan(jsonlite.loads("[NaN]")[0])
+    assert jsonlite.loads(b' {"a": [Infinity, -Infinity]}\n') == {"a": [math.inf, -math.inf]}
+    assert jsonlite.loads('{"a": 1}'.encode("utf-16")) == {"a": 1}
+    assert jsonlite.dumps_pretty({1: [], None: {}, "é": "\u2028"}) == \
+        json.dumps({1: [], None: {}, "é": "\u2028"}, indent=2)
+    with pytest.raises(TypeError):
+        jsonlite.dumps({"a": object()})
