@@ -21,7 +21,8 @@
 /* Keep this enum and ociruntime/plan.py in the same order (a test checks). */
 enum oci_op {
     OP_SETNS = 1,          /* path, nstype: join a namespace by path */
-    OP_CLONE,              /* flags: fork the next stage with new namespaces */
+    OP_CLONE,              /* flags[, cgroup2 dir fd]: fork the next stage with new
+                              namespaces (born in that cgroup: CLONE_INTO_CGROUP) */
     OP_UNSHARE,            /* flags: e.g. CLONE_NEWTIME, CLONE_NEWCGROUP */
     OP_SYNC_HELLO,         /* tell the runtime we exist, wait for its go */
     OP_SETID_ROOT,         /* become uid/gid 0 in a (new or joined) user ns */
@@ -71,6 +72,7 @@ enum oci_op {
     OP_MEMPOLICY,          /* mode | flags, maxnode, mask words... */
     OP_AFFINITY,           /* cpu mask words (64 cpus each)... */
     OP_LO_UP,              /* bring lo up in a new network namespace */
+    OP_JOIN_CGROUP,        /* (fd, path)...: write "0" to v1 `tasks` files: join them */
     OP__COUNT
 };
 

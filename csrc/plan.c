@@ -110,6 +110,25 @@ pid_t clone_fork(unsigned long flags)
     return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
 }
 
+/* clone3's arguments (linux/sched.h, which clashes with glibc's sched.h). */
+struct clone3_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size,
+        tls, set_tid, set_tid_size, cgroup;
+};
+#define OCI_CLONE_INTO_CGROUP 0x200000000ULL
+
+/* clone_fork, the child born in the cgroup2 directory cgroup_fd (if >= 0):
+ * no move afterwards, so no wait for cgroup_threadgroup_rwsem. */
+pid_t clone_fork_into(unsigned long flags, int cgroup_fd)
+{
+    if (cgroup_fd < 0)
+        return clone_fork(flags);
+    struct clone3_args a = {
+        .flags = flags | OCI_CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (uint64_t)cgroup_fd,
+    };
+    return (pid_t)syscall(SYS_clone3, &a, sizeof a);
+}
+
 static const char *str_arg(struct init_ctx *c, struct step *s, uint32_t i)
 {
     if (!s->args[i].is_str)
@@ -122,6 +141,20 @@ static int64_t num_arg(struct init_ctx *c, struct step *s, uint32_t i)
     if (s->args[i].is_str)
         die_errno(c, EINVAL, "plan: step %u argument %u must be a number", s->op, i);
     return s->args[i].num;
+}
+
+/* A thread that moves itself into a v1 cgroup through `tasks` does not
+ * take cgroup_threadgroup_rwsem, whose RCU grace period a move of another
+ * process (the runtime writing our pid to cgroup.procs) waits for: about
+ * 9 ms of every create.  The init is single-threaded: the thread is all. */
+static void join_cgroups(struct init_ctx *c, struct step *s)
+{
+    for (uint32_t a = 0; a + 1 < s->argc; a += 2) {
+        int fd = (int)num_arg(c, s, a);
+        if (write(fd, "0", 1) != 1)
+            die(c, "join cgroup %s", str_arg(c, s, a + 1));
+        close(fd);
+    }
 }
 
 #define S(i) str_arg(c, s, (i))
@@ -179,7 +212,7 @@ void run_plan(struct init_ctx *c, struct step *steps, size_t n, size_t i)
                 do_setns_fd(c, (int)N(0), (int)N(1));
             break;
         case OP_CLONE: {
-            pid_t pid = clone_fork((unsigned long)N(0));
+            pid_t pid = clone_fork_into((unsigned long)N(0), s->argc > 1 ? (int)N(1) : -1);
             if (pid < 0)
                 die(c, "clone the container init");
             if (pid > 0) {   /* we are the intermediate: hand over, leave */
@@ -276,6 +309,7 @@ void run_plan(struct init_ctx *c, struct step *steps, size_t n, size_t i)
         case OP_PERSONALITY: do_personality(c, N(0)); break;
         case OP_MEMPOLICY: do_mempolicy(c, s); break;
         case OP_AFFINITY: do_affinity(c, s); break;
+        case OP_JOIN_CGROUP: join_cgroups(c, s); break;
         case OP_LO_UP: do_lo_up(c); break;
         default:
             die_errno(c, EINVAL, "plan: unknown step %u", s->op);

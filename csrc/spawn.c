@@ -8,6 +8,7 @@
 int decode_plan(const uint8_t *buf, size_t len, struct step **out, size_t *n_out);
 void free_plan(struct step *steps, size_t n);
 pid_t clone_fork(unsigned long flags);
+pid_t clone_fork_into(unsigned long flags, int cgroup_fd);
 
 /* The runtime (Python) ignores SIGPIPE and SIGXFSZ, and `run`/`exec`
  * block the signals they forward: neither may reach the container's
@@ -37,7 +38,8 @@ int oci_spawn(const uint8_t *plan, size_t len, int sync_fd)
     size_t first = 0;
     if (n > 0 && steps[0].op == OP_CLONE && !steps[0].args[0].is_str) {
         /* Nothing to join first: clone the init straight from here. */
-        pid = clone_fork((unsigned long)steps[0].args[0].num);
+        pid = clone_fork_into((unsigned long)steps[0].args[0].num,
+                              steps[0].argc > 1 ? (int)steps[0].args[1].num : -1);
         first = 1;
     } else {
         /* Joining namespaces must not touch the runtime itself: an

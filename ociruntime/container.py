@@ -181,7 +181,19 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, cl
         if seccomp_cfg is not None:   # SCMP_ACT_NOTIFY: the agent's socket
             from ociruntime import seccomp
             listener_fd = seccomp.open_listener(seccomp.compile_filter(seccomp_cfg, source), first_free)
+        # The init places itself in its cgroups (fast; see open_for_init)
+        # before it says hello.  Born in its cgroup2 directory, unless that
+        # is in a joined cgroup namespace (CLONE_INTO_CGROUP would refuse)
+        # or the init first builds a seccomp filter, whose memory must not
+        # count against the container's limit.
+        builds_filter = bool(cfg.get("process")) and seccomp_cfg is not None
+        cgroup_tasks, cgroup_v2_fd = cg.open_for_init(
+            into_v2="cgroup" not in ns.joined and not builds_filter)
+        cgroup_tasks = [(core.move_fd_above(fd, first_free), p) for fd, p in cgroup_tasks]
+        if cgroup_v2_fd >= 0:
+            cgroup_v2_fd = core.move_fd_above(cgroup_v2_fd, first_free)
         ctx = init.Context(
+            cgroup_tasks=cgroup_tasks, cgroup_v2_fd=cgroup_v2_fd,
             seccomp_listener_fd=listener_fd,
             seccomp_state={"id": c.id, "bundle": bundle, "annotations": cfg.get("annotations") or {}},
             rootfs=cfg["root"]["path"], bundle=bundle, source=source, fifo_fd=fifo_fd,
@@ -191,6 +203,7 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, cl
             console_proxied=getattr(c, "console_ours", None) is not None,
             state=c.data, report_fd=report_fd,
         )
+        ctx.spawn_fds += [fd for fd, _ in cgroup_tasks] + ([cgroup_v2_fd] if cgroup_v2_fd >= 0 else [])
         plan = init.build(cfg, ns, ctx)
         first = core.spawn(plan.encode(), child_fd)
         pids.append(first)

@@ -74,7 +74,11 @@ def build(cfg, ns, ctx):
     if ns.joined:   # the intermediate enters the container's namespaces:
         plan.add("SET_DUMPABLE", 0)   # not dumpable first (CVE-2019-5736); the init inherits it
     ns.add_joins(plan)
-    plan.add("CLONE", ns.clone_flags())
+    cgroup_v2_fd = getattr(ctx, "cgroup_v2_fd", -1)
+    if cgroup_v2_fd >= 0:   # born in its cgroup2 directory
+        plan.add("CLONE", ns.clone_flags(), cgroup_v2_fd)
+    else:
+        plan.add("CLONE", ns.clone_flags())
     if ctx.close_fds:
         plan.add("CLOSE", *ctx.close_fds)
     # Until exec the init is a copy of the runtime: nothing in the
@@ -88,6 +92,9 @@ def build(cfg, ns, ctx):
         # only pays for what the container itself uses (see seccomp.py).
         from ociruntime import seccomp
         seccomp.add_seccomp_step(plan, seccomp_cfg, ctx.source, cfg["process"], "build")
+    tasks = getattr(ctx, "cgroup_tasks", ())
+    if tasks:   # into its v1 cgroups, before it allocates anything more
+        plan.add("JOIN_CGROUP", *[x for fd, path in tasks for x in (fd, path)])
     plan.add("SYNC_HELLO")      # the runtime maps ids, joins cgroups
     if ns.has("user"):
         plan.add("SETID_ROOT")

@@ -166,6 +166,7 @@ class Manager:
         self.paths = dict(paths)      # {hierarchy mountpoint: directory}
         self.created = list(created)  # directories we made, parents first
         self._layout = layout
+        self._joined_by_init = set()  # hierarchies the init joins itself
 
     # -- placement ---------------------------------------------------------
     @classmethod
@@ -265,8 +266,36 @@ class Manager:
         from ociruntime.cgroups import resources
         resources.apply_update(self, res)
 
+    def open_for_init(self, into_v2=True):
+        """fds with which the init places itself, so that join() has
+        nothing left to do: the v1 `tasks` files, which a thread moving
+        itself writes without waiting on cgroup_threadgroup_rwsem (the RCU
+        grace period a move of another process waits for: ~9 ms here), and
+        the cgroup2 directory for clone3(CLONE_INTO_CGROUP).  Returns
+        ([(fd, path)], v2 fd or -1); the caller closes them after spawn."""
+        tasks, v2_fd = [], -1
+        try:
+            for mnt, path in self.paths.items():
+                if mnt == self.layout.v2:
+                    if into_v2:
+                        v2_fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                        self._joined_by_init.add(mnt)
+                else:
+                    tasks.append((os.open(path + "/tasks", os.O_WRONLY | os.O_CLOEXEC), path))
+                    self._joined_by_init.add(mnt)
+        except OSError as e:
+            for fd, _ in tasks:
+                os.close(fd)
+            if v2_fd >= 0:
+                os.close(v2_fd)
+            self._joined_by_init.clear()
+            raise OciError(f"open cgroup {path}: {_strerror(e)}") from None
+        return tasks, v2_fd
+
     def join(self, pid):
-        for path in self.paths.values():
+        for mnt, path in self.paths.items():
+            if mnt in self._joined_by_init:
+                continue
             try:
                 with open(path + "/cgroup.procs", "w") as f:
                     f.write(str(pid))

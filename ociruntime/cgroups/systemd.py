@@ -409,6 +409,9 @@ def manager_for(cgroups_path, cid, hierarchies=None):
 class SystemdManager(Manager):
     """The cgroupfs manager over the directories of a systemd unit."""
 
+    def open_for_init(self, into_v2=True):
+        return [], -1   # starting the unit moves the init (join)
+
     def __init__(self, paths, created=(), layout=None, unit=None, slice=None, started=True,
                  description=None):
         super().__init__(paths, created, layout)
