@@ -1,11 +1,11 @@
 """Build and install ociruntime: the Python package and its cffi C core."""
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="ociruntime",
     version="0.1.0",
     description="An OCI container runtime: Python with a small C core",
-    packages=["ociruntime"],
+    packages=find_packages(include=["ociruntime", "ociruntime.*"]),
     package_data={"ociruntime": ["schemas/*.json"]},
     python_requires=">=3.9",
     setup_requires=["cffi>=1.15"],

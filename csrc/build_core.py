@@ -9,7 +9,7 @@ import re
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ["sync.c", "plan.c", "spawn.c", "mounts.c", "process.c", "terminal.c", "seccomp.c", "bpf_devices.c", "hooks.c", "mounts_extra.c", "process_extra.c"]
+SOURCES = ["sync.c", "plan.c", "spawn.c", "mounts.c", "process.c", "terminal.c", "seccomp.c", "bpf_devices.c", "hooks.c", "mounts_extra.c", "process_extra.c", "keyring.c"]
 
 
 def _public_cdef():

@@ -93,6 +93,7 @@ void do_personality(struct init_ctx *c, int64_t persona);
 void do_mempolicy(struct init_ctx *c, struct step *s);
 void do_affinity(struct init_ctx *c, struct step *s);
 void do_lo_up(struct init_ctx *c);
+void do_session_keyring(struct init_ctx *c, const char *name);
 
 /* sync.c */
 void sync_send(struct init_ctx *c, int type, int64_t value);

@@ -14,7 +14,10 @@ An OCI container runtime (runtime-spec %s).
 
 commands:
   create [-b BUNDLE] [--pid-file F] [--console-socket S] [--no-pivot]
-         [--preserve-fds N] ID      create a container, waiting for start
+         [--no-new-keyring] [--preserve-fds N] ID
+                                    create a container, waiting for start
+                                    (--no-new-keyring: keep the caller's
+                                    session keyring, not a new _ses.ID)
   start ID                          run the process of a created container
   run [-b BUNDLE] [-d] [--pid-file F] [--keep] [--no-subreaper] ID
                                     create and start; in the foreground,
@@ -61,7 +64,7 @@ global flags:
   --root DIR        state directory (default /run/ociruntime)
   --log FILE        also write errors to FILE
   --log-format F    text or json
-  --debug           log debug messages
+  --debug           log debug messages: the command, the steps of the plan
   --systemd-cgroup  cgroups through systemd (where systemd runs; path
                     slice:prefix:name)
   --version         print the version
@@ -191,6 +194,8 @@ def main(argv=None):
             systemd.check_available()
             opts["systemd-cgroup"] = True
         root = g.get("root") or "/run/ociruntime"
+        if g.get("debug"):
+            log.debug(f"{command}: root {root}, flags {opts}, arguments {pos}")
         return globals()["cmd_" + command](root, opts, pos) or 0
     except OciError as e:
         log.error(str(e))
@@ -212,7 +217,8 @@ def cmd_create(root, opts, pos):
     container.create(root, _one_id(pos, "create"), opts.get("bundle"), opts.get("pid-file"),
                      opts.get("console-socket"), opts.get("no-pivot", False),
                      _int_flag(opts, "preserve-fds"),
-                     systemd_cgroup=opts.get("systemd-cgroup", False))
+                     systemd_cgroup=opts.get("systemd-cgroup", False),
+                     no_new_keyring=opts.get("no-new-keyring", False))
 
 
 def cmd_run(root, opts, pos):
@@ -221,7 +227,8 @@ def cmd_run(root, opts, pos):
                          opts.get("console-socket"), opts.get("no-pivot", False),
                          _int_flag(opts, "preserve-fds"), opts.get("detach", False),
                          opts.get("keep", False), opts.get("no-subreaper", False),
-                         systemd_cgroup=opts.get("systemd-cgroup", False))
+                         systemd_cgroup=opts.get("systemd-cgroup", False),
+                         no_new_keyring=opts.get("no-new-keyring", False))
 
 
 def cmd_start(root, opts, pos):

@@ -11,7 +11,7 @@ import time
 # module that `import signal` loads (a few ms of every command).
 import _signal as signal
 
-from ociruntime import cgroups, state
+from ociruntime import cgroups, log, state
 from ociruntime.errors import ContainerNotRunning, OciError
 from ociruntime.namespaces import Namespaces
 from ociruntime.state import Container
@@ -39,7 +39,8 @@ def _now_rfc3339():
 
 
 def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
-           preserve_fds=0, extra_close=(), foreground=False, systemd_cgroup=False):
+           preserve_fds=0, extra_close=(), foreground=False, systemd_cgroup=False,
+           no_new_keyring=False):
     """Create the container; returns its Container once the init waits.
     foreground (run without -d): a terminal without --console-socket is
     proxied by the caller, which finds its end in c.console_ours."""
@@ -75,6 +76,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         "has_process": bool(cfg.get("process")), "hooks": cfg.get("hooks") or {},
         "namespaces": sorted(ns.new) + sorted(ns.joined),
         "seccomp": linux.get("seccomp"),   # exec applies the same filter
+        "no_new_keyring": no_new_keyring,   # exec joins the container's keyring unless set
     })
     pids = []
     cg = None
@@ -86,11 +88,13 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
                 console_fd = terminal.connect(console_socket)
             else:
                 c.console_ours, console_fd = terminal.pair()
-        c.save()
         cg = cgroups.Manager.for_config(linux.get("cgroupsPath"), cid, systemd=systemd_cgroup)
         c.data["cgroups"] = cg.paths
         if systemd_cgroup:   # delete stops the unit (cgroups/systemd.py)
             c.data["cgroups_systemd"] = cg.state()
+        else:   # saved before they are made: a create killed meanwhile leaves delete --force the list
+            c.data["cgroups_created"] = cg.planned()
+        c.save()
         cg.create()
         c.data["cgroups_created"] = cg.created
         c.save()
@@ -201,11 +205,13 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, cl
             userns=ns.has("user"), cgroupns="cgroup" in ns.new,
             cgroup_mounts=cg.mount_layout(), console_fd=console_fd,
             console_proxied=getattr(c, "console_ours", None) is not None,
-            state=c.data, report_fd=report_fd,
+            state=c.data, report_fd=report_fd, no_new_keyring=c.data.get("no_new_keyring"),
         )
         ctx.spawn_fds += [fd for fd, _ in cgroup_tasks] + ([cgroup_v2_fd] if cgroup_v2_fd >= 0 else [])
         plan = init.build(cfg, ns, ctx)
+        log.debug_plan(f"create {c.id}", plan)
         first = core.spawn(plan.encode(), child_fd)
+        log.debug(f"create {c.id}: cloned {first}")
         pids.append(first)
         if listener_fd >= 0:   # the init's copy is the one that sends: the agent waits for EOF
             os.close(listener_fd)
@@ -497,11 +503,12 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
 
 
 def run(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
-        preserve_fds=0, detach=False, keep=False, no_subreaper=False, systemd_cgroup=False):
+        preserve_fds=0, detach=False, keep=False, no_subreaper=False, systemd_cgroup=False,
+        no_new_keyring=False):
     """create + start; in the foreground, wait and return the exit code."""
     if detach:
         create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
-               systemd_cgroup=systemd_cgroup)
+               systemd_cgroup=systemd_cgroup, no_new_keyring=no_new_keyring)
         start(root, cid)
         return 0
     if not no_subreaper:   # the init may be a grandchild: make it ours
@@ -510,7 +517,7 @@ def run(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     signal.pthread_sigmask(signal.SIG_BLOCK, watched)
     try:
         c = create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
-                   foreground=True, systemd_cgroup=systemd_cgroup)
+                   foreground=True, systemd_cgroup=systemd_cgroup, no_new_keyring=no_new_keyring)
         try:
             ours = getattr(c, "console_ours", None)
             if ours is not None:   # a terminal and no socket: we proxy it

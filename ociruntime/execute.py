@@ -16,7 +16,7 @@ import os
 # The C core of signal, no enum; jsonlite, not json (and re): see jsonlite.py.
 import _signal as signal
 
-from ociruntime import cgroups, container, core, jsonlite, process, state
+from ociruntime import cgroups, container, core, jsonlite, log, process, state
 from ociruntime.errors import ConfigError, ContainerNotRunning, OciError
 from ociruntime.namespaces import _JOIN_ORDER, NAMESPACES
 from ociruntime.plan import Plan
@@ -287,6 +287,8 @@ def exec_process(root, cid, opts):
             from ociruntime import process_extra
             process_extra.plan_exec_affinity(plan, proc, "initial", source)
         plan.add("SYNC_HELLO")          # we join its cgroups
+        if not c.data.get("no_new_keyring"):   # runc: the container's session keyring
+            plan.add("SESSION_KEYRING", "_ses." + c.id)
         if extra:
             process_extra.plan_exec_affinity(plan, proc, "final", source)
             if proc.get("scheduler"):
@@ -326,7 +328,9 @@ def exec_process(root, cid, opts):
             if proc.get("oomScoreAdj") is not None:
                 container._write_proc(p, "oom_score_adj", str(proc["oomScoreAdj"]), "process.oomScoreAdj")
 
+        log.debug_plan(f"exec {cid}", plan)
         first = core.spawn(plan.encode(), child_fd)
+        log.debug(f"exec {cid}: cloned {first}")
         pids.append(first)
         for fd in fds:
             if fd != parent_fd:

@@ -41,6 +41,7 @@ SPEC_MOUNT_OPTIONS = (
     "rrelatime", "rro", "rrw", "rshared", "rslave", "rstrictatime", "rsuid",
     "rsymfollow", "runbindable", "rw", "shared", "silent", "slave", "strictatime",
     "suid", "symfollow", "sync", "tmpcopyup", "unbindable", "idmap", "ridmap",
+    "rnodev",   # not in config.md's table, but runc and the issue have it
 )
 HOOK_ORDER = ("prestart", "createRuntime", "createContainer", "startContainer",
               "poststart", "poststop")
@@ -71,7 +72,7 @@ def _recognized(option):
 
 
 def mount_options():
-    return sorted(o for o in SPEC_MOUNT_OPTIONS if o not in ("idmap", "ridmap") and _recognized(o))
+    return sorted(o for o in SPEC_MOUNT_OPTIONS if _recognized(o))
 
 
 def hooks():

@@ -98,6 +98,8 @@ def build(cfg, ns, ctx):
     plan.add("SYNC_HELLO")      # the runtime maps ids, joins cgroups
     if ns.has("user"):
         plan.add("SETID_ROOT")
+    if not getattr(ctx, "no_new_keyring", False):   # runc: not the caller's session keyring
+        plan.add("SESSION_KEYRING", "_ses." + ctx.state["id"])
     if "cgroup" in ns.new:      # now rooted at the container's cgroup
         plan.add("UNSHARE", CLONE_NEWCGROUP)
     if "network" in ns.new:     # as runc: a new network namespace has lo up

@@ -52,3 +52,12 @@ def debug(msg):
         _write("debug", msg)
         if not _path:
             print(f"ociruntime: debug: {msg}", file=sys.stderr)
+
+
+def debug_plan(what, plan):
+    """With --debug: every step the C core is about to carry out."""
+    if _debug:
+        debug(f"{what}: plan of {len(plan.steps)} steps")
+        for i, (name, args) in enumerate(plan.steps):
+            debug(f"{what}: step {i}: {name} " + " ".join(
+                a.decode(errors="replace") if isinstance(a, bytes) else str(a) for a in args))

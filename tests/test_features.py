@@ -93,10 +93,14 @@ def test_unimplemented_features_are_reported_off(doc):
     for key in ("apparmor", "selinux", "intelRdt"):
         assert linux[key] == {"enabled": False}
     assert linux["netDevices"] == {"enabled": True}   # tests/test_network.py
-    # not implemented yet: must not be claimed
+    # not implemented: must not be claimed
     opts = set(doc["mountOptions"])
-    for opt in ("idmap", "ridmap", "acl", "mode=755"):
+    for opt in ("acl", "noacl", "mode=755"):
         assert opt not in opts
+    # implemented (tests/test_mounts_extra.py): claimed
+    for opt in ("idmap", "ridmap", "rro", "rnodev", "tmpcopyup", "nosymfollow"):
+        assert opt in opts, opt
+    assert linux["mountExtensions"] == {"idmap": {"enabled": True}}
 
 
 def test_mount_options_are_what_parse_options_takes(doc):
@@ -110,7 +114,7 @@ def test_mount_options_are_what_parse_options_takes(doc):
 def test_listed_mount_options_work_in_a_container(oci, doc):
     from ociruntime import mounts
     flags = [o for o in doc["mountOptions"]
-             if o not in mounts.PROPAGATION and o not in ("bind", "rbind", "remount")]
+             if o not in mounts.PROPAGATION and o not in ("bind", "rbind", "remount", "idmap", "ridmap")]
     cfg = busybox_config(["sh", "-c", "grep ' /listed ' /proc/mounts"])
     # last word wins, as in mount(8): finish with the ones we check
     cfg["mounts"].append({"destination": "/listed", "type": "tmpfs", "source": "tmpfs",

@@ -176,6 +176,13 @@ def test_memory_limit(podman):
     assert (r.returncode, r.stdout) == (0, "67108864\n"), r.stderr
 
 
+def test_memory_512k(podman):
+    """Issue 4: `podman run --memory 512k ... echo it works` (crun runs it,
+    runc fails at 4M): podman's default seccomp profile and all."""
+    r = podman.run("--memory", "512k", IMAGE, "echo", "it works")
+    assert (r.returncode, r.stdout) == (0, "it works\n"), r.stderr
+
+
 # -- a detached container -----------------------------------------------------
 
 def test_detached_run_and_exec(podman):

@@ -301,20 +301,30 @@ def test_parallel_create_start_delete_leaks_nothing(env):
 def test_kill_9_during_create_then_delete_force_cleans_everything(env):
     env.write_config(busybox_config(["sleep", "1000"]))
     rnd = random.Random(int(os.environ.get("OCIRUNTIME_CRASH_SEED", "0")) or None)
+    # How long a whole create takes here (~20 ms): the kills are spread
+    # over that, so that most land inside it, not after it.
+    cid = env.new_id()
+    t0 = time.monotonic()
+    assert env.create(cid).returncode == 0
+    span = time.monotonic() - t0
+    assert env.cmd("delete", "--force", cid).returncode == 0
     outcomes = {}
-    for i in range(12):
+    for i in range(20):
         cid = env.new_id()
         p = subprocess.Popen([RUNTIME, "--root", env.root, "create", "-b", str(env.bundle), cid],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rnd.uniform(0.0, 0.25))   # somewhere in create (or after it)
+        time.sleep(rnd.uniform(0.0, span * 1.2))   # somewhere in create (or just after it)
+        mid_create = p.poll() is None
         p.send_signal(signal.SIGKILL)
         p.wait()
-        outcomes[cid] = os.path.exists(os.path.join(env.root, cid))
+        outcomes[cid] = (mid_create, os.path.exists(os.path.join(env.root, cid)))
         r = env.cmd("delete", "--force", cid)
         assert r.returncode == 0, r.stderr
         assert "Traceback" not in r.stderr
         left = wait_no_leftovers(env.root, cid, env.tmp)
         assert not left, f"kill -9 #{i}: left behind {left}"
+    # Some kills really hit a create in progress, with its state dir made.
+    assert any(mid and made for mid, made in outcomes.values()), outcomes
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "wrong id", "not an object"])

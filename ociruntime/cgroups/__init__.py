@@ -218,6 +218,20 @@ class Manager:
             if mnt == self.layout.v1.get("cpuset"):
                 _inherit_cpuset(d)
 
+    def planned(self):
+        """The directories create() will make, parents first (what is
+        missing now).  The state records them before they are made, so
+        that `delete --force` after a create killed half-way removes
+        them, and nothing that was there before."""
+        out = []
+        for mnt, path in self.paths.items():
+            missing, p = [], path
+            while p != mnt and not os.path.isdir(p):
+                missing.append(p)
+                p = os.path.dirname(p)
+            out += reversed(missing)
+        return out
+
     @property
     def v2_dir(self):
         mnt = self.layout.v2

@@ -188,6 +188,38 @@ def _hugetlb(mgr):
     return out
 
 
+def _cpu_list(text):
+    """"0-2,5" -> [0, 1, 2, 5]."""
+    out = []
+    for part in text.strip().split(","):
+        if part:
+            lo, _, hi = part.partition("-")
+            out += range(int(lo), int(hi or lo) + 1)
+    return out
+
+
+def _cpuset(mgr):
+    """runc's v1 cpuset stats (it has none to give on cgroup2)."""
+    where = mgr.dir_of("cpuset")
+    if not where or where[0] != 1:
+        return None
+    d = where[1] + "/cpuset."
+    try:
+        cpus, mems = _cpu_list(read_text(d + "cpus")), _cpu_list(read_text(d + "mems"))
+    except (OSError, ValueError):
+        return None
+    out = {"cpus": cpus, "cpu_exclusive": _int(d + "cpu_exclusive"), "mems": mems}
+    for key in ("mem_hardwall", "mem_exclusive", "memory_migrate", "memory_spread_page",
+                "memory_spread_slab", "memory_pressure", "sched_load_balance"):
+        out[key] = _int(d + key)
+    out["sched_relax_domain_level"] = _int(d + "sched_relax_domain_level")
+    return out
+
+
 def collect(mgr):
+    cpuset = _cpuset(mgr)
+    if cpuset is not None:
+        return {"cpu": _cpu(mgr), "cpuset": cpuset, "memory": _memory(mgr), "pids": _pids(mgr),
+                "blkio": _blkio(mgr), "hugetlb": _hugetlb(mgr), "intel_rdt": {}, "network_interfaces": None}
     return {"cpu": _cpu(mgr), "memory": _memory(mgr), "pids": _pids(mgr), "blkio": _blkio(mgr),
             "hugetlb": _hugetlb(mgr), "intel_rdt": {}, "network_interfaces": None}
