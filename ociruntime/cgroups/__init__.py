@@ -159,6 +159,19 @@ def _strerror(e):
     return s[:1].lower() + s[1:]
 
 
+def oom_kill_count(path):
+    """The `oom_kill N` line of memory.oom_control (v1) or memory.events
+    (v2); 0 if there is none."""
+    try:
+        for line in read_text(path).splitlines():
+            k, _, v = line.partition(" ")
+            if k == "oom_kill":
+                return int(v)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 class Manager:
     """The container's cgroup directories, one per hierarchy."""
 
@@ -446,14 +459,7 @@ class Manager:
         if not where:
             return 0
         name = "memory.oom_control" if where[0] == 1 else "memory.events"
-        try:
-            for line in read_text(os.path.join(where[1], name)).splitlines():
-                k, _, v = line.partition(" ")
-                if k == "oom_kill":
-                    return int(v)
-        except (OSError, ValueError):
-            pass
-        return 0
+        return oom_kill_count(os.path.join(where[1], name))
 
     def explain(self, err):
         """err, or a clearer error if the OOM killer is why it happened."""

@@ -1,7 +1,7 @@
 """cgroup v2 specifics: cgroup.freeze and the OOM counter."""
 import time
 
-from ociruntime.cgroups import read_text, write_file
+from ociruntime.cgroups import oom_kill_count, read_text, write_file
 from ociruntime.errors import OciError
 
 
@@ -45,11 +45,4 @@ def thaw(d, timeout=10.0):
 
 def oom_kills(d):
     """The memory.events oom_kill counter (0 if there is none)."""
-    try:
-        for line in read_text(d + "/memory.events").splitlines():
-            k, _, v = line.partition(" ")
-            if k == "oom_kill":
-                return int(v)
-    except (OSError, ValueError):
-        pass
-    return 0
+    return oom_kill_count(d + "/memory.events")
