@@ -18,9 +18,9 @@ the work rather than written down twice, so it grows as features land:
 - cgroup: ociruntime.cgroups.FEATURES if the cgroup code declares it, else
   what the foundation does: cgroupfs on v1 (and hybrid) hosts.
 
-AppArmor, SELinux, Intel RDT and network devices are not implemented: they
-are reported as disabled, not left out, so a caller can tell "no" from
-"does not say".  The spec wants this fixed at build time; nothing here
+Intel RDT is not implemented, and AppArmor/SELinux labels (ociruntime.lsm)
+are untested for want of a host with either: they are reported as
+disabled, not left out, so a caller can tell "no" from "does not say".  The spec wants this fixed at build time; nothing here
 looks at the host.
 """
 import importlib
