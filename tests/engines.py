@@ -9,6 +9,8 @@ import termios
 import time
 from pathlib import Path
 
+from ocihelpers import wait_for  # noqa: F401  (the engine tests take it from here)
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -59,15 +61,22 @@ def run_in_pty(argv, timeout=60, env=None):
     return rc, out.decode(errors="replace").replace("\r", "")
 
 
-def wait_for(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+class CliClient:
+    """An engine's command line (podman, ctr): argv() in the subclass."""
+    program = "?"
+
+    def argv(self, *args):
+        raise NotImplementedError
+
+    def cmd(self, *args, timeout=60, **kw):
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        return subprocess.run(self.argv(*args), timeout=timeout, **kw)
+
+    def ok(self, *args, **kw):
+        r = self.cmd(*args, **kw)
+        assert r.returncode == 0, f"{self.program} {' '.join(map(str, args))}: {r.returncode}: {r.stderr}"
+        return r.stdout
 
 
 def mounts_under(path):

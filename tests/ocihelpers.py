@@ -93,6 +93,22 @@ def ns_link(pid, name):
     return os.readlink(f"/proc/{pid}/ns/{name}")
 
 
+def wait_for(predicate, what=None, timeout=20.0):
+    """Poll predicate until it is true; its value.  On timeout: an
+    AssertionError naming `what`, or False when no `what` is given (for
+    callers that check a negative, or assert themselves)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            if what is None:
+                return False
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
 def wait_gone(pid, timeout=20.0):
     """Wait until pid has exited (works for processes that are not our
     children); True if it is gone."""

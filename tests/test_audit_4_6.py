@@ -7,9 +7,8 @@ that keeps forking, delete of a paused container without --force,
 rnorelatime, and SECCOMP_FILTER_FLAG_LOG seen in the kernel's log."""
 import json
 import os
-import re
 import subprocess
-import time
+from ocihelpers import wait_for
 
 import pytest
 
@@ -25,13 +24,6 @@ def read(path):
         return f.read().strip()
 
 
-def wait_for(pred, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def cgdir(oci, cid, controller):

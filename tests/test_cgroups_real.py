@@ -14,6 +14,8 @@ import select
 import signal
 import subprocess
 import time
+
+from ocihelpers import wait_for
 import uuid
 
 import pytest
@@ -61,13 +63,6 @@ def start(oci, bundle, cid):
     oci.ok("start", cid)
 
 
-def wait_for(pred, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 # -- the memory floor -------------------------------------------------------------

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from conftest import RUNTIME
-from engines import (cgroups_named, make_rootfs, mounts_under, remove_cgroups, run_in_pty,
+from engines import (CliClient, cgroups_named, make_rootfs, mounts_under, remove_cgroups, run_in_pty,
                      unmount_all_under, wait_for)
 
 IMAGE = "localhost/ociruntime-test/busybox:latest"
@@ -38,7 +38,9 @@ if os.geteuid() != 0:
 pytestmark = pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)}")
 
 
-class Containerd:
+class Containerd(CliClient):
+    program = "ctr"
+
     def __init__(self, work):
         self.work = Path(work)
         self.sock = self.work / "containerd.sock"
@@ -48,16 +50,6 @@ class Containerd:
 
     def argv(self, *args):
         return ["ctr", "--address", str(self.sock), "-n", self.ns, *map(str, args)]
-
-    def cmd(self, *args, timeout=60, **kw):
-        kw.setdefault("capture_output", True)
-        kw.setdefault("text", True)
-        return subprocess.run(self.argv(*args), timeout=timeout, **kw)
-
-    def ok(self, *args, **kw):
-        r = self.cmd(*args, **kw)
-        assert r.returncode == 0, f"ctr {' '.join(map(str, args))}: {r.returncode}: {r.stderr}"
-        return r.stdout
 
     def new_id(self):
         cid = f"ociruntime-test-{uuid.uuid4().hex[:8]}"

@@ -3,7 +3,7 @@ from inside (what it sees) and from outside (/proc of the host)."""
 import json
 import os
 import subprocess
-import time
+from ocihelpers import wait_for
 
 import pytest
 
@@ -51,11 +51,6 @@ def ns_inode(pid, name):
     return os.readlink(f"/proc/{pid}/ns/{name}")
 
 
-def wait_for(cond, what, timeout=20):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 # -- the command line -----------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import RUNTIME
-from engines import (cgroups_named, make_rootfs, mounts_under, remove_cgroups, run_in_pty,
+from engines import (CliClient, cgroups_named, make_rootfs, mounts_under, remove_cgroups, run_in_pty,
                      unmount_all_under, wait_for)
 
 IMAGE = "localhost/ociruntime-test/busybox:latest"
@@ -33,7 +33,9 @@ if os.geteuid() != 0:
 pytestmark = pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)}")
 
 
-class Podman:
+class Podman(CliClient):
+    program = "podman"
+
     def __init__(self, base):
         self.base = Path(base)
         # podman 4.3 drops --runtime-flag from some calls (delete after
@@ -51,16 +53,6 @@ class Podman:
 
     def argv(self, *args):
         return ["podman", *self.global_args, *map(str, args)]
-
-    def cmd(self, *args, timeout=60, **kw):
-        kw.setdefault("capture_output", True)
-        kw.setdefault("text", True)
-        return subprocess.run(self.argv(*args), timeout=timeout, **kw)
-
-    def ok(self, *args, **kw):
-        r = self.cmd(*args, **kw)
-        assert r.returncode == 0, f"podman {' '.join(map(str, args))}: {r.returncode}: {r.stderr}"
-        return r.stdout
 
     def name(self):
         n = f"ociruntime-test-{uuid.uuid4().hex[:8]}"
