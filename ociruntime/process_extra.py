@@ -81,10 +81,7 @@ def plan_init(plan, cfg, source):
         persona = PERSONALITY_DOMAINS.get(p.get("domain"))
         if persona is None:
             raise ConfigError(f"{where}.domain: unknown domain {p.get('domain')!r} (LINUX or LINUX32)")
-        for i, flag in enumerate(p.get("flags") or ()):
-            if flag not in PERSONALITY_FLAGS:
-                raise ConfigError(f"{where}.flags[{i}]: unknown personality flag {flag!r}")
-            persona |= PERSONALITY_FLAGS[flag]
+        persona = _or_flags(persona, p.get("flags"), PERSONALITY_FLAGS, where, "personality flag")
         plan.add("PERSONALITY", persona)
     if linux.get("memoryPolicy"):
         plan_mempolicy(plan, linux["memoryPolicy"], f"{source}: $.linux.memoryPolicy")
@@ -126,14 +123,21 @@ def plan_ioprio(plan, io, where):
     plan.add("IOPRIO", cls << 13 | prio)
 
 
+def _or_flags(value, names, table, where, what):
+    """value with the flags `names` (looked up in table) or'ed in; an
+    unknown name is an error naming its index."""
+    for i, name in enumerate(names or ()):
+        if name not in table:
+            raise ConfigError(f"{where}.flags[{i}]: unknown {what} {name!r}")
+        value |= table[name]
+    return value
+
+
 def plan_mempolicy(plan, mp, where):
     mode = MPOL_MODES.get(mp.get("mode"))
     if mode is None:
         raise ConfigError(f"{where}.mode: unknown mode {mp.get('mode')!r}")
-    for i, f in enumerate(mp.get("flags") or ()):
-        if f not in MPOL_FLAGS:
-            raise ConfigError(f"{where}.flags[{i}]: unknown flag {f!r}")
-        mode |= MPOL_FLAGS[f]
+    mode = _or_flags(mode, mp.get("flags"), MPOL_FLAGS, where, "flag")
     nodes = parse_list(mp.get("nodes"), f"{where}.nodes", limit=4096)
     if mp["mode"] in _NO_NODES and nodes:
         raise ConfigError(f"{where}.nodes: {mp['mode']} takes no nodes")
