@@ -1,5 +1,17 @@
-"""Build and install ociruntime: the Python package and its cffi C core."""
+"""Build and install ociruntime: the Python package, its cffi C core, and
+two small C executables (csrc/build_exe.py):
+
+  bin/ociruntime      the command: a C front end that answers state, start,
+                      kill and delete itself when the container allows it
+                      and runs the Python CLI (bin/ociruntime-py) otherwise
+"""
+import os
+import sys
+
 from setuptools import find_packages, setup
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc"))
+from build_exe import BuildExt, InstallScripts   # noqa: E402
 
 setup(
     name="ociruntime",
@@ -11,8 +23,11 @@ setup(
     setup_requires=["cffi>=1.15"],
     install_requires=["cffi>=1.15", "jsonschema", "pyroute2"],
     cffi_modules=["csrc/build_core.py:ffibuilder"],
-    # A script of our own rather than a console_scripts entry point: it
-    # starts Python without `site` (see bin/ociruntime).
-    scripts=["bin/ociruntime"],
+    cmdclass={"build_ext": BuildExt, "install_scripts": InstallScripts},
+    # The Python CLI is a script of our own rather than a console_scripts
+    # entry point: it starts Python without `site` (see bin/ociruntime-py).
+    # The native front end (bin/ociruntime) is built by BuildExt and
+    # installed beside it by InstallScripts.
+    scripts=["bin/ociruntime-py"],
     zip_safe=False,
 )

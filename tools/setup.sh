@@ -32,7 +32,7 @@ if [ "$(readlink -f .venv/bin/python 2>/dev/null)" != "$(readlink -f /usr/bin/py
     /usr/bin/python3 -m venv .venv
 fi
 .venv/bin/pip install -q cffi jsonschema pyroute2 pytest hypothesis
-# compat mode: a plain path in a .pth file, which bin/ociruntime reads
+# compat mode: a plain path in a .pth file, which bin/ociruntime-py reads
 # without running site (the default mode installs an import hook).
 .venv/bin/pip install -q -e . --config-settings editable_mode=compat
 # Bytecode now: an editable install has none, and with

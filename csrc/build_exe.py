@@ -1,0 +1,52 @@
+"""The C executables of ociruntime, built by setup.py's build_ext.
+
+FRONT_END (csrc/frontend.c) is the `ociruntime` command: InstallScripts
+puts it into the environment's bin/ beside the Python script.  PACKAGE_EXES are built into the
+package directory (beside _core), where the Python side finds them.
+"""
+import os
+
+from setuptools.command.build_ext import build_ext
+from setuptools.command.install_scripts import install_scripts
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+FRONT_END = "build/native/ociruntime"   # relative to setup.py, as data_files wants
+CFLAGS = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"]
+
+# name -> (sources in csrc/, libraries); built into the package directory.
+PACKAGE_EXES = {}
+
+
+class BuildExt(build_ext):
+    """build_ext, then the executables with the same compiler."""
+
+    def run(self):
+        super().run()
+        self._executable([os.path.join(HERE, "frontend.c")], [], os.path.join(ROOT, FRONT_END))
+        pkg_dir = os.path.dirname(self.get_ext_fullpath("ociruntime._core"))
+        for name, (sources, libraries) in PACKAGE_EXES.items():
+            self._executable([os.path.join(HERE, s) for s in sources], libraries,
+                             os.path.join(pkg_dir, name))
+
+    def _executable(self, sources, libraries, target):
+        # Relative source paths keep the objects inside build_temp.
+        sources = [os.path.relpath(s) for s in sources]
+        objects = self.compiler.compile(sources, output_dir=self.build_temp,
+                                        include_dirs=[os.path.relpath(HERE)],
+                                        extra_postargs=CFLAGS)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        self.compiler.link_executable(objects, os.path.basename(target),
+                                      output_dir=os.path.dirname(target),
+                                      libraries=libraries, extra_postargs=["-O2"])
+
+
+class InstallScripts(install_scripts):
+    """The scripts, then the front end as bin/ociruntime.  Not data_files:
+    setuptools' editable install skips those, and scripts must be text."""
+
+    def run(self):
+        super().run()
+        target = os.path.join(self.install_dir, "ociruntime")
+        self.copy_file(os.path.join(ROOT, FRONT_END), target)
+        self.outfiles.append(target)
