@@ -4,27 +4,42 @@
  * start-up alone costs more than `runc state` in all.  So this program
  * answers the four commands that only look at (or end) a container that
  * create has set up -- state, start, kill, delete -- from a file Python
- * wrote for it at create (<root>/<id>/fast, see ociruntime/state.py), and
- * hands everything else to Python: bin/ociruntime-py, run by the python3
- * beside this program (the environment it was installed into).
+ * wrote for it at the end of create (<root>/<id>/fast: see write_fast in
+ * ociruntime/state.py), and hands everything else to Python:
+ * bin/ociruntime-py, run by the python3 beside this program (the
+ * environment it was installed into) or else /usr/bin/python3.
  *
- * It never prints an error of its own: whenever a case is not the plain
- * one (no fast file, a hook to run, a container in the wrong state, an
- * unknown flag, any failure before a change was made), it execs Python
- * with the same arguments, which does the whole command and says what is
- * wrong.  OCIRUNTIME_NO_FAST=1 sends every call to Python (the tests
- * compare both).
+ * It never prints an error of its own.  Whenever a call is not the plain
+ * case (no fast file, a hook to run, a container in another state than the
+ * command wants, a flag it does not know, any failure before it changed
+ * something), it execs Python with the same arguments, which does the
+ * whole command and says what is wrong.  The rules it follows are
+ * Python's (state.py, container.py); tests/test_frontend.py runs every
+ * case both ways (OCIRUNTIME_NO_FAST=1 sends every call to Python).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
-/* exec the Python CLI with our arguments; only returns on failure. */
-static void run_python(int argc, char **argv)
+#define FAST_MAGIC "ociruntime-fast 1\n"
+#define MAX_PATHS 64
+
+static int g_argc;
+static char **g_argv;
+
+/* exec the Python CLI with our arguments. */
+static void __attribute__((noreturn)) run_python(void)
 {
     char self[PATH_MAX], py[PATH_MAX + 16], script[PATH_MAX + 16];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -33,13 +48,12 @@ static void run_python(int argc, char **argv)
         exit(1);
     }
     self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    *slash = '\0';
+    *strrchr(self, '/') = '\0';
     snprintf(script, sizeof script, "%s/ociruntime-py", self);
     snprintf(py, sizeof py, "%s/python3", self);
     if (access(py, X_OK) != 0)
         strcpy(py, "/usr/bin/python3");
-    char **args = calloc((size_t)argc + 3, sizeof *args);
+    char **args = calloc((size_t)g_argc + 3, sizeof *args);
     if (!args) {
         perror("ociruntime");
         exit(1);
@@ -47,15 +61,395 @@ static void run_python(int argc, char **argv)
     args[0] = py;
     args[1] = "-S";
     args[2] = script;
-    for (int i = 1; i < argc; i++)
-        args[i + 2] = argv[i];
+    for (int i = 1; i < g_argc; i++)
+        args[i + 2] = g_argv[i];
     execv(py, args);
     fprintf(stderr, "ociruntime: cannot run %s %s: %s\n", py, script, strerror(errno));
     exit(1);
 }
 
+/* -- the fast file ------------------------------------------------------- */
+
+struct blob {
+    const char *p;
+    size_t len;
+};
+
+struct fast {
+    long long pid, start;
+    int start_ok, delete_ok;
+    const char *freezer;                 /* v1 freezer.state, or NULL */
+    const char *freeze2[MAX_PATHS];      /* cgroup.freeze candidates */
+    const char *rmdir[MAX_PATHS];        /* cgroup dirs, deepest first */
+    int n_freeze2, n_rmdir;
+    struct blob head, mid, tail;         /* the state JSON around pid, status */
+};
+
+static char *read_file_at(int dfd, const char *name, size_t *len)
+{
+    int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    char *buf = NULL;
+    if (fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size < (16 << 20)
+        && (buf = malloc((size_t)st.st_size + 1)) != NULL) {
+        size_t got = 0;
+        ssize_t r;
+        while (got < (size_t)st.st_size && (r = read(fd, buf + got, (size_t)st.st_size - got)) > 0)
+            got += (size_t)r;
+        buf[got] = '\0';
+        *len = got;
+    }
+    close(fd);
+    return buf;
+}
+
+/* Parse what write_fast wrote; 0, or -1 if anything is off. */
+static int parse_fast(char *buf, size_t len, struct fast *f)
+{
+    memset(f, 0, sizeof *f);
+    char *p = buf, *end = buf + len;
+    if (strncmp(p, FAST_MAGIC, strlen(FAST_MAGIC)) != 0)
+        return -1;
+    p += strlen(FAST_MAGIC);
+    int have = 0;
+    while (p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            return -1;
+        *nl = '\0';
+        char *val = strchr(p, ' ');
+        if (!val)
+            return -1;
+        *val++ = '\0';
+        struct blob *b = !strcmp(p, "head") ? &f->head : !strcmp(p, "mid") ? &f->mid
+                       : !strcmp(p, "tail") ? &f->tail : NULL;
+        if (b) {   /* "name LEN\n" LEN bytes "\n" */
+            size_t n = strtoull(val, NULL, 10);
+            if (n > (size_t)(end - nl - 1) - 1 || nl[1 + n] != '\n')
+                return -1;
+            b->p = nl + 1;
+            b->len = n;
+            have |= b == &f->head ? 1 : b == &f->mid ? 2 : 4;
+            p = nl + 2 + n;
+            continue;
+        }
+        if (!strcmp(p, "pid"))
+            f->pid = atoll(val);
+        else if (!strcmp(p, "start"))
+            f->start = atoll(val);
+        else if (!strcmp(p, "start_ok"))
+            f->start_ok = atoi(val);
+        else if (!strcmp(p, "delete_ok"))
+            f->delete_ok = atoi(val);
+        else if (!strcmp(p, "freezer"))
+            f->freezer = val;
+        else if (!strcmp(p, "freeze2") && f->n_freeze2 < MAX_PATHS)
+            f->freeze2[f->n_freeze2++] = val;
+        else if (!strcmp(p, "rmdir") && f->n_rmdir < MAX_PATHS)
+            f->rmdir[f->n_rmdir++] = val;
+        else
+            return -1;   /* a line we do not know: Python does */
+        p = nl + 1;
+    }
+    return have == 7 && f->pid > 0 ? 0 : -1;
+}
+
+/* -- status: state.py's Container.status ----------------------------------- */
+
+/* Is pid alive, not a zombie, and started at start (not a reused pid)? */
+static int process_alive(long long pid, long long start)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%lld/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ')
+        return 0;
+    char state = p[2];
+    p += 2;
+    for (int field = 3; field < 22; field++) {   /* to starttime, field 22 */
+        p = strchr(p, ' ');
+        if (!p)
+            return 0;
+        p++;
+    }
+    return state != 'Z' && state != 'X' && atoll(p) == start;
+}
+
+static int read_small(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return 0;
+}
+
+static int frozen(const struct fast *f)
+{
+    char buf[64];
+    if (f->freezer)
+        return read_small(f->freezer, buf, sizeof buf) == 0
+               && (!strncmp(buf, "FROZEN", 6) || !strncmp(buf, "FREEZING", 8));
+    for (int i = 0; i < f->n_freeze2; i++)
+        if (access(f->freeze2[i], F_OK) == 0)
+            return read_small(f->freeze2[i], buf, sizeof buf) == 0 && buf[0] == '1';
+    return 0;
+}
+
+static const char *status_of(int dfd, const struct fast *f)
+{
+    if (!process_alive(f->pid, f->start))
+        return "stopped";
+    if (faccessat(dfd, "exec.fifo", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+        return "created";
+    return frozen(f) ? "paused" : "running";
+}
+
+/* -- the commands ------------------------------------------------------------ */
+
+struct container {
+    int dfd;          /* its state directory */
+    struct fast f;
+};
+
+/* state.py's check_id: an id that names nothing outside the root. */
+static int valid_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 1024 || !strcmp(id, ".") || !strcmp(id, ".."))
+        return 0;
+    return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.") == n;
+}
+
+/* Open root/id and its fast file; locked (flock, as state.lock_dir) if
+ * asked.  Any miss runs Python. */
+static void load(const char *root, const char *id, int lock, struct container *c)
+{
+    if (!valid_id(id))
+        run_python();
+    int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rfd < 0)
+        run_python();
+    c->dfd = openat(rfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    close(rfd);
+    if (c->dfd < 0)
+        run_python();
+    struct stat st;
+    if (lock && (flock(c->dfd, LOCK_EX) < 0 || fstat(c->dfd, &st) < 0 || st.st_nlink == 0))
+        run_python();
+    size_t len = 0;
+    char *buf = read_file_at(c->dfd, "fast", &len);
+    if (!buf || parse_fast(buf, len, &c->f) < 0)
+        run_python();
+}
+
+static int cmd_state(const char *root, const char *id)
+{
+    struct container c;
+    load(root, id, 0, &c);
+    const char *status = status_of(c.dfd, &c.f);
+    long long pid = strcmp(status, "stopped") ? c.f.pid : 0;
+    fwrite(c.f.head.p, 1, c.f.head.len, stdout);
+    printf("%lld", pid);
+    fwrite(c.f.mid.p, 1, c.f.mid.len, stdout);
+    fputs(status, stdout);
+    fwrite(c.f.tail.p, 1, c.f.tail.len, stdout);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* container.start without hooks: one byte into exec.fifo. */
+static int cmd_start(const char *root, const char *id)
+{
+    struct container c;
+    load(root, id, 1, &c);
+    if (!c.f.start_ok || strcmp(status_of(c.dfd, &c.f), "created"))
+        run_python();
+    int fd = openat(c.dfd, "exec.fifo", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        run_python();   /* the init is gone: Python says so */
+    if (write(fd, "0", 1) != 1) {
+        close(fd);
+        run_python();
+    }
+    close(fd);
+    unlinkat(c.dfd, "exec.fifo", 0);
+    return 0;
+}
+
+/* Linux's signal names, as Python's _signal has them. */
+static const struct { const char *name; int num; } SIGNALS[] = {
+    {"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"ILL", SIGILL},
+    {"TRAP", SIGTRAP}, {"ABRT", SIGABRT}, {"IOT", SIGIOT}, {"BUS", SIGBUS},
+    {"FPE", SIGFPE}, {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"SEGV", SIGSEGV},
+    {"USR2", SIGUSR2}, {"PIPE", SIGPIPE}, {"ALRM", SIGALRM}, {"TERM", SIGTERM},
+    {"STKFLT", SIGSTKFLT}, {"CHLD", SIGCHLD}, {"CLD", SIGCHLD}, {"CONT", SIGCONT},
+    {"STOP", SIGSTOP}, {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},
+    {"URG", SIGURG}, {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM},
+    {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO}, {"POLL", SIGPOLL},
+    {"PWR", SIGPWR}, {"SYS", SIGSYS},
+};
+
+/* container.parse_signal; -1 for what Python should judge. */
+static int parse_signal(const char *text)
+{
+    size_t n = strlen(text);
+    if (n > 0 && n < 4 && strspn(text, "0123456789") == n)
+        return atoi(text);
+    if (!strncasecmp(text, "SIG", 3))
+        text += 3;
+    for (size_t i = 0; i < sizeof SIGNALS / sizeof *SIGNALS; i++)
+        if (!strcasecmp(text, SIGNALS[i].name))
+            return SIGNALS[i].num;
+    return -1;
+}
+
+/* container.kill without --all: through a pidfd checked against the
+ * start time, so a reused pid is never hit. */
+static int cmd_kill(const char *root, const char *id, const char *sigtext)
+{
+    int sig = sigtext ? parse_signal(sigtext) : SIGTERM;
+    if (sig < 0)
+        run_python();
+    struct container c;
+    load(root, id, 0, &c);
+    int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)c.f.pid, 0);
+    if (pidfd < 0)
+        run_python();
+    if (!process_alive(c.f.pid, c.f.start)
+        || syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0) {
+        close(pidfd);
+        run_python();
+    }
+    close(pidfd);
+    return 0;
+}
+
+/* state.remove_tree: never follows a link; errors are ignored. */
+static void remove_tree_at(int dfd)
+{
+    int fd = dup(dfd);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (unlinkat(dfd, e->d_name, 0) == 0 || (errno != EISDIR && errno != EPERM))
+            continue;
+        int sub = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub >= 0) {
+            remove_tree_at(sub);
+            close(sub);
+            unlinkat(dfd, e->d_name, AT_REMOVEDIR);
+        }
+    }
+    closedir(d);
+}
+
+/* container.delete of a stopped container: its cgroup directories, then
+ * its state directory.  A busy cgroup (a process left behind, with no pid
+ * namespace to end it) is Python's to kill. */
+static int cmd_delete(const char *root, const char *id)
+{
+    struct container c;
+    load(root, id, 1, &c);
+    if (!c.f.delete_ok || strcmp(status_of(c.dfd, &c.f), "stopped"))
+        run_python();
+    for (int i = 0; i < c.f.n_rmdir; i++)
+        if (rmdir(c.f.rmdir[i]) < 0 && errno != ENOENT)
+            run_python();
+    remove_tree_at(c.dfd);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", root, id);
+    rmdir(path);
+    return 0;
+}
+
+/* -- the command line ------------------------------------------------------------ */
+
+/* Is arg the flag name (-name, --name, or either with =value)? */
+static int is_flag(const char *arg, const char *name, const char **value)
+{
+    if (arg[0] != '-')
+        return 0;
+    arg += arg[1] == '-' ? 2 : 1;
+    size_t n = strlen(name);
+    if (strncmp(arg, name, n) != 0 || (arg[n] != '\0' && arg[n] != '='))
+        return 0;
+    *value = arg[n] == '=' ? arg + n + 1 : NULL;
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
-    run_python(argc, argv);
-    return 1;
+    g_argc = argc;
+    g_argv = argv;
+    const char *nofast = getenv("OCIRUNTIME_NO_FAST");
+    if (nofast && *nofast && strcmp(nofast, "0"))
+        run_python();
+    const char *root = "/run/ociruntime", *value;
+    int i = 1;
+    /* The global flags that change nothing here (--log: only errors and
+     * debug lines are logged, and both are Python's). */
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        static const char *const with_value[] = {"root", "log", "log-format", "rootless", "criu"};
+        size_t k, n = sizeof with_value / sizeof *with_value;
+        for (k = 0; k < n && !is_flag(argv[i], with_value[k], &value); k++)
+            ;
+        if (k < n) {
+            if (!value && (value = argv[++i]) == NULL)
+                run_python();
+            if (k == 0)
+                root = value;
+            else if (k == 2 && strcmp(value, "text") && strcmp(value, "json"))
+                run_python();
+        } else if (!is_flag(argv[i], "systemd-cgroup", &value)) {
+            run_python();   /* --debug, --help, --version, or unknown */
+        }
+    }
+    if (i == argc || !*root)
+        run_python();
+    const char *cmd = argv[i++];
+    const char *pos[3];
+    int npos = 0, force = 0;
+    for (; i < argc; i++) {
+        if (argv[i][0] != '-' || !argv[i][1]) {
+            if (npos == 3)
+                run_python();
+            pos[npos++] = argv[i];
+        } else if (!strcmp(cmd, "delete") && (is_flag(argv[i], "force", &value)
+                                             || is_flag(argv[i], "f", &value))) {
+            force = !value || (strcasecmp(value, "false") && strcmp(value, "0"));
+        } else {
+            run_python();   /* kill --all, --help, --, or a typo */
+        }
+    }
+    (void)force;   /* only a stopped container is deleted here: --force changes nothing */
+    if (!strcmp(cmd, "state") && npos == 1)
+        return cmd_state(root, pos[0]);
+    if (!strcmp(cmd, "start") && npos == 1)
+        return cmd_start(root, pos[0]);
+    if (!strcmp(cmd, "kill") && (npos == 1 || npos == 2))
+        return cmd_kill(root, pos[0], npos == 2 ? pos[1] : NULL);
+    if (!strcmp(cmd, "delete") && npos == 1)
+        return cmd_delete(root, pos[0]);
+    run_python();
 }

@@ -111,6 +111,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         c.save()
         if pid_file:
             state.write_atomic(os.path.abspath(pid_file), str(pid))
+        state.write_fast(c)   # last: the C front end may answer from now on
         return c
     except BaseException as e:
         _undo_create(c, cg, pids)

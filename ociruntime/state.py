@@ -3,6 +3,10 @@
 <root>/<id>/state.json   what we know (written atomically: temp + rename)
 <root>/<id>/exec.fifo    exists from create until start (the init blocks
                          reading it; `start` writes one byte)
+<root>/<id>/fast         what the C front end (csrc/frontend.c) needs to
+                         answer state, start, kill and delete without
+                         Python: written once, at the end of create, only
+                         for what it can do alone (see write_fast)
 
 A flock on the container directory serialises the commands that change a
 container (create, start, delete).  The status is not stored: it is read
@@ -120,15 +124,14 @@ class Container:
     def _frozen(self):
         # The v1 freezer where the host has one (cgroups.Manager.freeze
         # uses it then), else cgroup2's cgroup.freeze.
-        cg = self.data.get("cgroups") or {}
-        path = next((p for m, p in cg.items() if "freezer" in os.path.basename(m)), None)
+        freezer, freeze2 = _freeze_files(self.data.get("cgroups") or {})
         try:
-            if path:
-                with open(path + "/freezer.state") as f:
+            for p in freezer:
+                with open(p) as f:
                     return f.read().strip() in ("FROZEN", "FREEZING")
-            for p in cg.values():
-                if os.path.exists(p + "/cgroup.freeze"):
-                    with open(p + "/cgroup.freeze") as f:
+            for p in freeze2:
+                if os.path.exists(p):
+                    with open(p) as f:
                         return f.read().strip() == "1"
         except OSError:
             return False
@@ -161,6 +164,54 @@ class Container:
         finally:
             os.close(fd)
         os.rename(tmp, os.path.join(self.dir, "state.json"))
+
+
+FAST_MAGIC = b"ociruntime-fast 1\n"
+
+
+def write_fast(c):
+    """The front end's view of a created container, as plain lines.
+
+    The state JSON is rendered here, around its two live fields: `head`
+    ends before the pid, `mid` runs from after the pid to the status
+    value, `tail` follows the status.  start_ok and delete_ok say whether
+    those commands are only what the front end does (no hook to run, no
+    systemd unit to stop); anything else, and every error, goes to Python.
+    Not written at all if a path cannot be one line."""
+    from ociruntime.jsonlite import dumps_pretty
+    d = c.data
+    hooks = d.get("hooks") or {}
+    lines = [FAST_MAGIC, b"pid %d\n" % d["pid"], b"start %d\n" % d["pid_start"],
+             b"start_ok %d\n" % bool(d.get("has_process") and not hooks.get("startContainer")
+                                     and not hooks.get("poststart")),
+             b"delete_ok %d\n" % (not hooks.get("poststop") and not d.get("cgroups_systemd"))]
+    freezer, freeze2 = _freeze_files(d.get("cgroups") or {})
+    paths = [(b"freezer", p) for p in freezer] + [(b"freeze2", p) for p in freeze2]
+    paths += [(b"rmdir", p) for p in sorted(d.get("cgroups_created") or (), key=len, reverse=True)]
+    if any("\n" in p for _, p in paths):
+        return
+    lines += [b"%s %s\n" % (k, os.fsencode(p)) for k, p in paths]
+    text = dumps_pretty(dict(c.oci_state(), pid=0, status="")) + "\n"
+    i = text.index('"pid": 0,') + len('"pid": ')
+    j = text.index('"status": ""', i) + len('"status": "')
+    for name, part in ((b"head", text[:i]), (b"mid", text[i + 1:j]), (b"tail", text[j:])):
+        blob = part.encode()
+        lines.append(b"%s %d\n%s\n" % (name, len(blob), blob))
+    tmp = os.path.join(c.dir, ".fast.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, b"".join(lines))
+    finally:
+        os.close(fd)
+    os.rename(tmp, os.path.join(c.dir, "fast"))
+
+
+def _freeze_files(cg):
+    """([v1 freezer.state], [cgroup.freeze candidates]), as _frozen reads them."""
+    path = next((p for m, p in cg.items() if "freezer" in os.path.basename(m)), None)
+    if path:
+        return [path + "/freezer.state"], []
+    return [], [p + "/cgroup.freeze" for p in cg.values()]
 
 
 def remove_tree(path):

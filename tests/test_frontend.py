@@ -1,0 +1,233 @@
+"""The C front end (csrc/frontend.c): state, start, kill and delete answered
+without Python where the container allows it, and the same answers as
+Python's (OCIRUNTIME_NO_FAST=1) in every case.
+
+`isolated` is a copy of the front end in a directory whose `python3` only
+says it was called (exit 99): a command that reaches Python there shows it,
+so these tests see which calls stay in C, not only that they work."""
+import json
+import os
+import shutil
+import subprocess
+import threading
+
+import pytest
+
+from conftest import RUNTIME
+from ocihelpers import (assert_one_line_error, config, json_log_errors, wait_for, wait_gone,
+                        wait_status)
+
+FELL_BACK = 99
+
+
+@pytest.fixture
+def isolated(oci):
+    d = oci.tmp / "front"
+    d.mkdir()
+    shutil.copy(RUNTIME, d / "ociruntime")
+    (d / "python3").write_text("#!/bin/sh\necho fell back to python: \"$@\" >&2\nexit 99\n")
+    os.chmod(d / "python3", 0o755)
+
+    def run(*args, global_args=()):
+        return subprocess.run([str(d / "ociruntime"), "--root", oci.root, *global_args, *map(str, args)],
+                              capture_output=True, text=True, timeout=60)
+    return run
+
+
+def python_cmd(oci, *args):
+    return oci.cmd(*args, env=dict(os.environ, OCIRUNTIME_NO_FAST="1"))
+
+
+def created(oci, args=("sleep", "1000"), cfg=None):
+    b = oci.bundle(cfg, args=list(args))
+    cid = oci.new_id()
+    r = oci.create("-b", b, cid)
+    assert r.returncode == 0, r.stderr
+    return cid
+
+
+def assert_same_state(oci, isolated, cid, want):
+    fast = isolated("state", cid)
+    assert fast.returncode == 0, fast.stderr
+    slow = python_cmd(oci, "state", cid)
+    assert slow.returncode == 0, slow.stderr
+    assert fast.stdout == slow.stdout   # byte for byte: engines parse it
+    assert json.loads(fast.stdout)["status"] == want
+
+
+def test_whole_lifecycle_stays_in_c(oci, isolated):
+    cid = created(oci)
+    assert_same_state(oci, isolated, cid, "created")
+    r = isolated("start", cid)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    st = json.loads(isolated("state", cid).stdout)
+    pid = st["pid"]
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        assert f.read() == b"sleep\x001000\x00"   # start really started it
+    assert_same_state(oci, isolated, cid, "running")
+    oci.ok("pause", cid)
+    assert_same_state(oci, isolated, cid, "paused")
+    oci.ok("resume", cid)
+    assert_same_state(oci, isolated, cid, "running")
+    assert isolated("kill", cid, "KILL").returncode == 0
+    assert wait_gone(pid)
+    assert_same_state(oci, isolated, cid, "stopped")
+    assert json.loads(isolated("state", cid).stdout)["pid"] == 0
+    r = isolated("delete", cid)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert not os.path.exists(os.path.join(oci.root, cid))
+    # the fixture fails the test if a cgroup named after cid is left
+
+
+@pytest.mark.parametrize("sig", ["USR1", "usr1", "SIGUSR1", "sigusr1", "10"])
+def test_kill_signal_names(oci, isolated, sig):
+    # The process exits when USR1 arrives: proof the signal was the one asked.
+    # (A pid 1 ignores what it has no handler for: wait for the trap.)
+    cfg = config(["sh", "-c", "trap 'exit 0' USR1; touch /ready; while true; do sleep 0.05; done"])
+    cfg["root"]["readonly"] = False
+    b = oci.bundle(cfg)
+    cid = oci.new_id()
+    assert oci.create("-b", b, cid).returncode == 0
+    oci.ok("start", cid)
+    wait_for(lambda: (b / "rootfs" / "ready").exists(), "the trap")
+    r = isolated("kill", cid, sig)
+    assert r.returncode == 0, r.stderr
+    assert wait_status(oci, cid, "stopped")["status"] == "stopped"
+    oci.ok("delete", cid)
+
+
+def test_global_flags_the_front_end_knows(oci, isolated):
+    cid = created(oci)
+    log = oci.tmp / "log.json"
+    for flags in (["--log", log, "--log-format", "json"], ["--log-format=text"],
+                  ["--systemd-cgroup"], ["-log", log], ["--criu", "criu"]):
+        r = isolated("state", cid, global_args=[str(f) for f in flags])
+        assert r.returncode == 0, (flags, r.stderr)
+    r = subprocess.run([str(oci.tmp / "front" / "ociruntime"), f"--root={oci.root}", "state", cid],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and json.loads(r.stdout)["id"] == cid
+    assert not log.exists()   # nothing to log: no error
+    oci.ok("delete", "-f", cid)
+
+
+FALLBACKS = [
+    # (what, arguments): each needs Python (an error, a flag, a hook...)
+    ("missing container", ["state", "no-such-container"]),
+    ("bad id", ["state", "../etc"]),
+    ("debug", ["--debug", "state", "{cid}"]),
+    ("version", ["--version"]),
+    ("bad log format", ["--log-format", "xml", "state", "{cid}"]),
+    ("other command", ["list"]),
+    ("state help", ["state", "--help"]),
+    ("start twice", ["start", "{cid}"]),
+    ("kill --all", ["kill", "--all", "{cid}", "KILL"]),
+    ("unknown signal", ["kill", "{cid}", "NOPE"]),
+    ("delete running", ["delete", "{cid}"]),
+    ("delete -f running", ["delete", "-f", "{cid}"]),
+    ("extra argument", ["state", "{cid}", "more"]),
+]
+
+
+@pytest.mark.parametrize("what,args", FALLBACKS, ids=[w for w, _ in FALLBACKS])
+def test_what_goes_to_python(oci, isolated, what, args):
+    cid = created(oci)
+    oci.ok("start", cid)
+    args = [a.replace("{cid}", cid) for a in args]
+    r = isolated(*args)
+    assert r.returncode == FELL_BACK and "fell back to python" in r.stderr, (r.returncode, r.stderr)
+    # ... with nothing done first: the container is as it was
+    assert oci.state(cid)["status"] == "running"
+    oci.ok("delete", "-f", cid)
+
+
+def test_python_still_says_what_is_wrong(oci):
+    """Through the real front end, the fallbacks give Python's errors."""
+    cid = created(oci)
+    oci.ok("start", cid)
+    assert_one_line_error(oci.cmd("start", cid), "cannot start an already running container")
+    assert_one_line_error(oci.cmd("delete", cid), "cannot delete container", "not stopped: running")
+    assert_one_line_error(oci.cmd("kill", cid, "NOPE"), "unknown signal")
+    assert_one_line_error(oci.cmd("state", "nothing-here"), 'container "nothing-here" does not exist')
+    log = oci.tmp / "log.json"
+    r = oci.cmd("state", "nothing-here", global_args=["--log", log, "--log-format", "json"])
+    assert r.returncode == 1
+    assert any("does not exist" in e["msg"] for e in json_log_errors(log))
+    oci.ok("kill", cid, "KILL")
+    wait_status(oci, cid, "stopped")
+    assert_one_line_error(oci.cmd("kill", cid), "container not running")
+    assert_one_line_error(oci.cmd("start", cid), "cannot start a container that has stopped")
+    oci.ok("delete", cid)
+
+
+def test_hooks_keep_start_and_delete_in_python(oci, isolated):
+    marker = oci.tmp / "poststop"
+    cfg = config(["true"])
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", f"echo ran > {marker}"]}
+    cfg["hooks"] = {"poststart": [hook], "poststop": [hook]}
+    cid = created(oci, ["true"], cfg)
+    r = isolated("start", cid)
+    assert r.returncode == FELL_BACK, r.stderr
+    oci.ok("start", cid)
+    wait_status(oci, cid, "stopped")
+    marker.unlink()
+    assert isolated("delete", cid).returncode == FELL_BACK
+    oci.ok("delete", cid)
+    assert marker.read_text() == "ran\n"   # Python ran the poststop hook
+
+
+def test_state_text_with_odd_annotations_and_paths(oci, isolated):
+    cfg = config(["sleep", "1000"])
+    cfg["annotations"] = {"q\"uote": "back\\slash", "ünï": "c\u00f6de \u2603", "nl": "a\nb",
+                          "empty": ""}
+    b = oci.tmp / "a bundle with spaces"
+    b.mkdir()
+    src = oci.bundle(cfg)
+    os.rename(src / "rootfs", b / "rootfs")
+    shutil.copy(src / "config.json", b / "config.json")
+    cid = oci.new_id()
+    assert oci.create("-b", b, cid).returncode == 0
+    assert_same_state(oci, isolated, cid, "created")
+    oci.ok("delete", "-f", cid)
+
+
+def test_a_died_init_is_stopped_and_start_says_so(oci, isolated):
+    cid = created(oci)
+    pid = oci.state(cid)["pid"]
+    os.kill(pid, 9)
+    assert wait_gone(pid)
+    assert_same_state(oci, isolated, cid, "stopped")
+    assert isolated("start", cid).returncode == FELL_BACK
+    assert_one_line_error(oci.cmd("start", cid), "cannot start a container that has stopped")
+    r = isolated("delete", cid)
+    assert r.returncode == 0, r.stderr
+
+
+def test_racing_deletes_one_wins(oci):
+    cid = created(oci, ["true"])
+    oci.ok("start", cid)
+    wait_status(oci, cid, "stopped")
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(oci.cmd("delete", cid)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.returncode for r in results) == [0, 1, 1, 1], [r.stderr for r in results]
+    for r in results:
+        if r.returncode:
+            assert_one_line_error(r, f'container "{cid}" does not exist')
+
+
+def test_racing_starts_start_once(oci):
+    cid = created(oci)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(oci.cmd("start", cid)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.returncode for r in results) == [0, 1, 1, 1], [r.stderr for r in results]
+    assert oci.state(cid)["status"] == "running"
+    oci.ok("delete", "-f", cid)
