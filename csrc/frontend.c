@@ -83,6 +83,7 @@ struct fast {
     const char *rmdir[MAX_PATHS];        /* cgroup dirs, deepest first */
     int n_freeze2, n_rmdir;
     struct blob head, mid, tail;         /* the state JSON around pid, status */
+    struct blob state_json;              /* state.json as create saved it */
 };
 
 static char *read_file_at(int dfd, const char *name, size_t *len)
@@ -124,14 +125,15 @@ static int parse_fast(char *buf, size_t len, struct fast *f)
             return -1;
         *val++ = '\0';
         struct blob *b = !strcmp(p, "head") ? &f->head : !strcmp(p, "mid") ? &f->mid
-                       : !strcmp(p, "tail") ? &f->tail : NULL;
+                       : !strcmp(p, "tail") ? &f->tail
+                       : !strcmp(p, "state.json") ? &f->state_json : NULL;
         if (b) {   /* "name LEN\n" LEN bytes "\n" */
             size_t n = strtoull(val, NULL, 10);
             if (n > (size_t)(end - nl - 1) - 1 || nl[1 + n] != '\n')
                 return -1;
             b->p = nl + 1;
             b->len = n;
-            have |= b == &f->head ? 1 : b == &f->mid ? 2 : 4;
+            have |= b == &f->head ? 1 : b == &f->mid ? 2 : b == &f->tail ? 4 : 8;
             p = nl + 2 + n;
             continue;
         }
@@ -153,7 +155,7 @@ static int parse_fast(char *buf, size_t len, struct fast *f)
             return -1;   /* a line we do not know: Python does */
         p = nl + 1;
     }
-    return have == 7 && f->pid > 0 ? 0 : -1;
+    return have == 15 && f->pid > 0 ? 0 : -1;
 }
 
 /* -- status: state.py's Container.status ----------------------------------- */
@@ -255,6 +257,11 @@ static void load(const char *root, const char *id, int lock, struct container *c
     char *buf = read_file_at(c->dfd, "fast", &len);
     if (!buf || parse_fast(buf, len, &c->f) < 0)
         run_python();
+    /* state.json changed since (damaged, rewritten): Python's to judge. */
+    char *saved = read_file_at(c->dfd, "state.json", &len);
+    if (!saved || len != c->f.state_json.len || memcmp(saved, c->f.state_json.p, len) != 0)
+        run_python();
+    free(saved);
 }
 
 static int cmd_state(const char *root, const char *id)

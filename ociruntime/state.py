@@ -159,8 +159,9 @@ class Container:
     def save(self):
         tmp = os.path.join(self.dir, ".state.json.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        self.saved = jsonlite.dumps(self.data).encode()
         try:
-            os.write(fd, jsonlite.dumps(self.data).encode())
+            os.write(fd, self.saved)
         finally:
             os.close(fd)
         os.rename(tmp, os.path.join(self.dir, "state.json"))
@@ -174,7 +175,9 @@ def write_fast(c):
 
     The state JSON is rendered here, around its two live fields: `head`
     ends before the pid, `mid` runs from after the pid to the status
-    value, `tail` follows the status.  start_ok and delete_ok say whether
+    value, `tail` follows the status.  A copy of state.json as saved
+    lets the front end tell that nothing has changed it since: if
+    anything has, Python reads it (and reports it corrupt).  start_ok and delete_ok say whether
     those commands are only what the front end does (no hook to run, no
     systemd unit to stop); anything else, and every error, goes to Python.
     Not written at all if a path cannot be one line."""
@@ -194,9 +197,9 @@ def write_fast(c):
     text = dumps_pretty(dict(c.oci_state(), pid=0, status="")) + "\n"
     i = text.index('"pid": 0,') + len('"pid": ')
     j = text.index('"status": ""', i) + len('"status": "')
-    for name, part in ((b"head", text[:i]), (b"mid", text[i + 1:j]), (b"tail", text[j:])):
-        blob = part.encode()
-        lines.append(b"%s %d\n%s\n" % (name, len(blob), blob))
+    blobs = [(b"head", text[:i].encode()), (b"mid", text[i + 1:j].encode()),
+             (b"tail", text[j:].encode()), (b"state.json", c.saved)]
+    lines += [b"%s %d\n%s\n" % (name, len(blob), blob) for name, blob in blobs]
     tmp = os.path.join(c.dir, ".fast.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
