@@ -123,8 +123,11 @@ pid_t clone_fork_into(unsigned long flags, int cgroup_fd)
 {
     if (cgroup_fd < 0)
         return clone_fork(flags);
+    /* With CLONE_PARENT the child signals our parent as we would (clone3
+     * refuses an exit signal of its own then). */
     struct clone3_args a = {
-        .flags = flags | OCI_CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (uint64_t)cgroup_fd,
+        .flags = flags | OCI_CLONE_INTO_CGROUP,
+        .exit_signal = flags & CLONE_PARENT ? 0 : SIGCHLD, .cgroup = (uint64_t)cgroup_fd,
     };
     return (pid_t)syscall(SYS_clone3, &a, sizeof a);
 }

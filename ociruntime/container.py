@@ -76,6 +76,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         "has_process": bool(cfg.get("process")), "hooks": cfg.get("hooks") or {},
         "namespaces": sorted(ns.new) + sorted(ns.joined),
         "seccomp": linux.get("seccomp"),   # exec applies the same filter
+        "process": proc,   # exec's defaults, as validated now
         "no_new_keyring": no_new_keyring,   # exec joins the container's keyring unless set
     })
     pids = []

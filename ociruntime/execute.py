@@ -23,6 +23,7 @@ from ociruntime.plan import Plan
 from ociruntime.state import Container
 
 CLONE_PARENT = 0x00008000
+CLONE_NEWCGROUP = 0x02000000
 
 
 class ExecOptions:
@@ -234,8 +235,13 @@ def exec_process(root, cid, opts):
     bundle = c.data.get("bundle") or ""
     cfg = {}
     if not opts.process:
-        from ociruntime import config
-        cfg = config.load(bundle)
+        # The process create validated and kept (as runc execs from the
+        # config it stored): neither config.json nor the validator is read.
+        if "process" in c.data:
+            cfg = {"process": c.data["process"]}
+        else:   # a container made before create kept it
+            from ociruntime import config
+            cfg = config.load(bundle)
     proc = build_process(opts, cfg)
     terminal = bool(proc.get("terminal"))
     if terminal or opts.console_socket:
@@ -256,6 +262,18 @@ def exec_process(root, cid, opts):
     try:
         ns_fds = _namespace_fds(c, first_free)
         fds += [fd for fd, _ in ns_fds]
+        # The process places itself in the container's cgroups, as create's
+        # init does (Manager.open_for_init): v1 through `tasks`, cgroup2 at
+        # birth.  Our writing its pid would wait for an RCU grace period
+        # (5-15 ms here: most of an exec).  Not born in cgroup2 if it builds
+        # a seccomp filter there (create's rule: not on the container's memory).
+        cg = cgroups.Manager(dict(cg_paths, **subs))
+        cg_tasks, cg_v2_fd = cg.open_for_init(into_v2=c.data.get("seccomp") is None)
+        cg_tasks = [(core.move_fd_above(fd, first_free), path) for fd, path in cg_tasks]
+        fds += [fd for fd, _ in cg_tasks]
+        if cg_v2_fd >= 0:
+            cg_v2_fd = core.move_fd_above(cg_v2_fd, first_free)
+            fds.append(cg_v2_fd)
         parent_fd, child_fd = core.socketpair()
         fds.append(parent_fd)
         child_fd = core.move_fd_above(child_fd, first_free)
@@ -277,8 +295,14 @@ def exec_process(root, cid, opts):
         if ns_fds:
             plan.add("SET_DUMPABLE", 0)
         for fd, flag in ns_fds:
-            plan.add("SETNS", fd, flag)
-        plan.add("CLONE", CLONE_PARENT if ns_fds else 0)
+            if flag != CLONE_NEWCGROUP:
+                plan.add("SETNS", fd, flag)
+        plan.add("CLONE", CLONE_PARENT if ns_fds else 0, *([cg_v2_fd] if cg_v2_fd >= 0 else []))
+        # The cgroup namespace only now: CLONE_INTO_CGROUP wants the clone's
+        # old and new cgroups both inside the caller's cgroup namespace.
+        for fd, flag in ns_fds:
+            if flag == CLONE_NEWCGROUP:
+                plan.add("SETNS", fd, flag)
         plan.add("CLOSE", parent_fd, *(fd for fd, _ in ns_fds))
         plan.add("SET_DUMPABLE", 0)     # until exec, a copy of the runtime
         source = opts.process or os.path.join(bundle, "config.json")
@@ -286,7 +310,9 @@ def exec_process(root, cid, opts):
         if extra:   # execCPUAffinity: initial before joining the cgroup, final after
             from ociruntime import process_extra
             process_extra.plan_exec_affinity(plan, proc, "initial", source)
-        plan.add("SYNC_HELLO")          # we join its cgroups
+        if cg_tasks:
+            plan.add("JOIN_CGROUP", *[x for fd, path in cg_tasks for x in (fd, path)])
+        plan.add("SYNC_HELLO")          # we join what it did not
         if not c.data.get("no_new_keyring"):   # runc: the container's session keyring
             plan.add("SESSION_KEYRING", "_ses." + c.id)
         if extra:
@@ -322,9 +348,7 @@ def exec_process(root, cid, opts):
         finish(before_exec=on_exec)
 
         def set_up(p):
-            cgroups.Manager(cg_paths).join(p)
-            if subs:
-                cgroups.Manager(subs).join(p)
+            cg.join(p)
             if proc.get("oomScoreAdj") is not None:
                 container._write_proc(p, "oom_score_adj", str(proc["oomScoreAdj"]), "process.oomScoreAdj")
 

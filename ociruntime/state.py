@@ -157,8 +157,9 @@ class Container:
 
     # -- changes ---------------------------------------------------------
     def save(self):
+        # 0600: it holds the process's environment (exec's defaults).
         tmp = os.path.join(self.dir, ".state.json.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         self.saved = jsonlite.dumps(self.data).encode()
         try:
             os.write(fd, self.saved)
@@ -201,7 +202,7 @@ def write_fast(c):
              (b"tail", text[j:].encode()), (b"state.json", c.saved)]
     lines += [b"%s %d\n%s\n" % (name, len(blob), blob) for name, blob in blobs]
     tmp = os.path.join(c.dir, ".fast.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, b"".join(lines))
     finally:

@@ -360,3 +360,18 @@ def test_no_blocked_or_ignored_signals_reach_the_process(oci):
     cid, _ = start(oci)
     out = oci.ok("exec", cid, *script).stdout
     assert out.split() == ["SigBlk:", "0" * 16, "SigIgn:", "0" * 16]
+
+
+def test_exec_uses_the_process_create_validated(oci):
+    """As runc: exec's defaults are the config create read, not whatever
+    config.json holds now (it is neither read nor validated again)."""
+    cfg = busybox_config(["sleep", "1000"])
+    cfg["process"]["env"].append("FROM_CREATE=yes")
+    b = oci.bundle(cfg)
+    cid = oci.new_id()
+    assert oci.create("-b", b, cid).returncode == 0
+    oci.ok("start", cid)
+    (b / "config.json").write_text("{ not json any more")
+    out = oci.ok("exec", cid, "sh", "-c", "echo $FROM_CREATE").stdout
+    assert out == "yes\n"
+    oci.ok("delete", "-f", cid)

@@ -46,9 +46,21 @@ def _own_cgroups(pid="self"):
     return own
 
 
+_hierarchies = None
+
+
 def host_hierarchies():
     """[(name, fstype, controllers field, mountpoint, mount root, own path)]
-    for every hierarchy the runtime is in, in mountinfo order."""
+    for every hierarchy the runtime is in, in mountinfo order.  Read once
+    per command (create places the cgroups and plans their mounts from
+    it): neither the mounts nor our own cgroups change meanwhile."""
+    global _hierarchies
+    if _hierarchies is None:
+        _hierarchies = _read_hierarchies()
+    return list(_hierarchies)
+
+
+def _read_hierarchies():
     own = _own_cgroups()
     found, seen = [], set()
     with open("/proc/self/mountinfo") as f:
