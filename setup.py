@@ -4,6 +4,9 @@ two small C executables (csrc/build_exe.py):
   bin/ociruntime      the command: a C front end that answers state, start,
                       kill and delete itself when the container allows it
                       and runs the Python CLI (bin/ociruntime-py) otherwise
+  ociruntime/ociruntime-init
+                      the container init (csrc/spawn.c): create and exec
+                      start it with the plan, and it clones the init
 """
 import os
 import sys

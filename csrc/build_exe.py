@@ -15,7 +15,13 @@ FRONT_END = "build/native/ociruntime"   # relative to setup.py, as data_files wa
 CFLAGS = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"]
 
 # name -> (sources in csrc/, libraries); built into the package directory.
-PACKAGE_EXES = {}
+PACKAGE_EXES = {
+    # The container init (spawn.c): the runtime posix_spawns it with the
+    # plan; it clones the init, which runs the plan (plan.c and the steps).
+    "ociruntime-init": (["spawn.c", "plan.c", "sync.c", "mounts.c", "mounts_extra.c", "process.c",
+                         "process_extra.c", "terminal.c", "seccomp.c", "keyring.c", "hooks.c",
+                         "hook_step.c"], ["seccomp"]),
+}
 
 
 class BuildExt(build_ext):

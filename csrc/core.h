@@ -1,16 +1,22 @@
 /* The C core of ociruntime: what must not run in Python.
  *
  * Python (ociruntime/plan.py) compiles a container's config into a *plan*:
- * a flat list of steps, each an opcode and its arguments.  oci_spawn()
+ * a flat list of steps, each an opcode and its arguments.  The runtime
+ * starts the small C program ociruntime-init (spawn.c) with the plan; it
  * clones the container init and the init carries the steps out, one by
- * one, in plain C.  No Python runs in the child after clone.
+ * one, in plain C.  No Python runs in the init, nor is it a copy of Python.
+ *
+ * This header is also the cffi API of ociruntime._core (build_core.py):
+ * what the runtime itself calls in C (hooks, idmapped trees, device
+ * programs, the subreaper), and the wire formats Python mirrors.
  *
  * Plan wire format (little endian, what plan.py writes):
  *   step := u32 op, u32 argc, arg * argc
  *   arg  := u32 kind (0 int | 1 str), then i64 value | u32 len, bytes, NUL
  *
- * The init talks to the runtime over a SOCK_SEQPACKET socket with
- * fixed-size struct oci_msg messages (see MSG_*).  A failing step sends
+ * The init talks to the runtime over two pipes (one each way) with
+ * fixed-size struct oci_msg messages (see MSG_*; ociruntime/core.py reads
+ * and writes them with plain os.read/os.write).  A failing step sends
  * MSG_ERROR with errno and a message naming the step and path, then exits.
  */
 #ifndef OCI_CORE_H
@@ -88,7 +94,8 @@ enum oci_msg_type {
     MSG_HELLO,       /* init -> runtime: namespaces exist, please set me up */
     MSG_GO,          /* runtime -> init: ids mapped, cgroups joined */
     MSG_READY,       /* init -> runtime: created, waiting for start */
-    MSG_PID,         /* intermediate -> runtime: value = pid of the init */
+    MSG_PID,         /* intermediate -> runtime: value = pid of the init;
+                        ociruntime-init -> runtime (report pipe): of its child */
     MSG_HOOKS,       /* init -> runtime: mounts done, run prestart/createRuntime */
 };
 
@@ -99,19 +106,8 @@ struct oci_msg {
     char text[496];
 };
 
-/* Fork the container init (directly, or through an intermediate process
- * when the plan joins namespaces before OP_CLONE) and run the plan in it.
- * Returns the pid of the first child in the caller's pid namespace
- * (the init itself, or the intermediate whose MSG_PID names the init),
- * or -errno.  Never returns in the child. */
-int oci_spawn(const uint8_t *plan, size_t len, int sync_fd);
-
-/* Helpers for the Python side, so it need not import socket/fcntl/struct. */
-int oci_socketpair(int fds[2]);
-int oci_recv(int fd, struct oci_msg *m);          /* bytes read or -errno */
-int oci_send(int fd, int type, int64_t value);    /* 0 or -errno */
-int oci_move_fd_above(int fd, int min);           /* new fd or -errno */
-int oci_set_child_subreaper(void);                /* 0 or -errno */
+/* `run` (subreaper.c): PR_SET_CHILD_SUBREAPER; 0 or -errno. */
+int oci_set_child_subreaper(void);
 
 /* Hooks (hooks.c): run path with argv/envp (envp NULL: ours), the state on
  * stdin, its cwd cwd_fd (-1: ours), killed after timeout_secs (0: never).
@@ -122,7 +118,7 @@ int oci_run_hook(const char *path, char *const argv[], char *const envp[],
                  const char *state, size_t state_len, int timeout_secs, int cwd_fd,
                  char *out, size_t out_size, int *wstatus);
 
-/* Idmapped and recursive-attribute mounts (mounts_extra.c): a user
+/* Idmapped and recursive-attribute mounts (idmap.c): a user
  * namespace with these maps, as an fd (its process is gone); a detached
  * copy of path's mount (recursive: with its submounts) with attributes
  * set (attr_recursive: on all of it) and idmapped to userns_fd if >= 0.

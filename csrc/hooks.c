@@ -4,13 +4,15 @@
  * cffi for the hooks of the runtime namespace (prestart, createRuntime,
  * poststart, poststop), and the container init calls it for the hooks of
  * the container namespace (createContainer before pivot_root,
- * startContainer right before exec: OP_HOOK).
+ * startContainer right before exec: OP_HOOK, hook_step.c).
  *
  * The hook gets the state JSON on stdin (a memfd, so that a hook that
  * never reads it cannot block us), its stdout and stderr go to one pipe
  * we keep the first bytes of for the error message (runc too keeps them),
  * and it is killed with SIGKILL once its timeout passes. */
-#include "internal.h"
+#define _GNU_SOURCE
+#include "core.h"
+#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -193,54 +195,4 @@ int oci_run_hook(const char *path, char *const argv[], char *const envp[],
     if (timed_out)
         return OCI_HOOK_TIMEOUT;
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : OCI_HOOK_FAILED;
-}
-
-/* args: kind, index, path, timeout, state head, state tail, argc, argv...,
- * envc (-1: the init's environment), env...  The state's pid is ours, as
- * the container sees it (runtime.md: "For hooks executed in the container
- * namespace, it is the pid as seen by the container"). */
-void do_hook(struct init_ctx *c, struct step *s)
-{
-    const char *kind = s->args[0].str, *path = s->args[2].str;
-    int index = (int)s->args[1].num, timeout = (int)s->args[3].num;
-    uint32_t argc = (uint32_t)s->args[6].num;
-    if (7 + argc + 1 > s->argc)
-        die_errno(c, EINVAL, "plan: bad hook step");
-    int64_t envc = s->args[7 + argc].num;
-    if ((envc >= 0 && 8 + argc + (uint64_t)envc != s->argc) || (envc < 0 && 8 + argc != s->argc))
-        die_errno(c, EINVAL, "plan: bad hook step");
-    char **argv = calloc(argc + 2, sizeof *argv);
-    char **envp = envc >= 0 ? calloc((size_t)envc + 1, sizeof *envp) : NULL;
-    if (!argv || (envc >= 0 && !envp))
-        die(c, "%s hook: allocate", kind);
-    for (uint32_t i = 0; i < argc; i++)
-        argv[i] = (char *)s->args[7 + i].str;
-    if (argc == 0)   /* like Go's exec.Cmd, which runc uses: argv = {path} */
-        argv[0] = (char *)path;
-    for (int64_t i = 0; i < envc; i++)
-        envp[i] = (char *)s->args[8 + argc + i].str;
-    const char *head = s->args[4].str, *tail = s->args[5].str;
-    size_t len = strlen(head) + strlen(tail) + 24;
-    char *state = malloc(len);
-    if (!state)
-        die(c, "%s hook: allocate", kind);
-    int n = snprintf(state, len, "%s%d%s", head, (int)getpid(), tail);
-    char out[256];
-    int status;
-    int r = oci_run_hook(path, argv, envp, state, (size_t)n, timeout, c->root_fd, out, sizeof out, &status);
-    free(state);
-    free(argv);
-    free(envp);
-    if (r == 0)
-        return;
-    if (r == OCI_HOOK_TIMEOUT)
-        die_errno(c, 0, "error running %s hook #%d (%s): hook ran past specified timeout of %ds",
-                  kind, index, path, timeout);
-    if (r < 0)
-        die_errno(c, -r, "error running %s hook #%d: exec %s", kind, index, path);
-    if (WIFSIGNALED(status))
-        die_errno(c, 0, "error running %s hook #%d (%s): signal: %s, output: %.200s", kind, index,
-                  path, strsignal(WTERMSIG(status)), out);
-    die_errno(c, 0, "error running %s hook #%d (%s): exit status %d, output: %.200s", kind, index,
-              path, WEXITSTATUS(status), out);
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include "core.h"
 
 #define MAX_ARGS 4096
@@ -23,7 +24,8 @@ struct step {
 
 /* The init's state while it runs a plan. */
 struct init_ctx {
-    int sync_fd;      /* socket to the runtime, -1 once it is gone */
+    int sync_in;      /* pipe from the runtime (MSG_GO), -1 once it is gone */
+    int sync_out;     /* pipe to the runtime, -1 once it is gone */
     int root_fd;      /* O_PATH fd of the rootfs, before pivot_root */
     const char *exec_path;   /* resolved by OP_FIND_EXEC */
     int64_t pid;      /* our pid as the runtime sees it (MSG_GO's value), 0 if unknown */
@@ -37,6 +39,12 @@ void die(struct init_ctx *c, const char *fmt, ...)
 /* Same, with an explicit errno (0 means: the message says it all). */
 void die_errno(struct init_ctx *c, int err, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));
+
+/* plan.c: decode a plan (strings point into buf, which must outlive the
+ * steps): 0 or -EINVAL.  fork() with namespace flags, the child born in
+ * the cgroup2 directory cgroup_fd if >= 0 (clone3 CLONE_INTO_CGROUP). */
+int decode_plan(const uint8_t *buf, size_t len, struct step **out, size_t *n_out);
+pid_t clone_fork_into(unsigned long flags, int cgroup_fd);
 
 /* Runs steps [i, n) of a decoded plan; returns only through exec or exit. */
 void run_plan(struct init_ctx *c, struct step *steps, size_t n, size_t i)

@@ -40,8 +40,8 @@ static int read_u32(const uint8_t **p, const uint8_t *end, uint32_t *v)
     return 0;
 }
 
-/* Decodes the whole plan up front, in the runtime, so that a malformed
- * plan is an error of oci_spawn and never of a half-set-up child.
+/* Decodes the whole plan up front, before the first clone, so that a
+ * malformed plan is reported as such and never by a half-set-up child.
  * Strings point into the plan buffer, which outlives the child's use. */
 int decode_plan(const uint8_t *buf, size_t len, struct step **out, size_t *n_out)
 {
@@ -96,16 +96,9 @@ bad:
     return -EINVAL;
 }
 
-void free_plan(struct step *steps, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(steps[i].args);
-    free(steps);
-}
-
 /* fork() with namespace flags.  A NULL stack makes clone behave like fork:
  * the child continues here on a copy of our stack. */
-pid_t clone_fork(unsigned long flags)
+static pid_t clone_fork(unsigned long flags)
 {
     return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
 }
@@ -197,14 +190,6 @@ static void wait_start(struct init_ctx *c, int fd)
 
 void run_plan(struct init_ctx *c, struct step *steps, size_t n, size_t i)
 {
-    /* The init is a copy of the runtime: its blocked signals (`run` blocks
-     * the ones it forwards) and Python's SIG_IGN of SIGPIPE and SIGXFSZ
-     * would survive exec into the container's process.  runc resets them. */
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    signal(SIGXFSZ, SIG_DFL);
     for (; i < n; i++) {
         struct step *s = &steps[i];
         switch (s->op) {
@@ -267,8 +252,9 @@ void run_plan(struct init_ctx *c, struct step *steps, size_t n, size_t i)
         case OP_FIND_EXEC: do_find_exec(c, S(0), S(1)); break;
         case OP_SYNC_READY:
             sync_send(c, MSG_READY, 0);
-            close(c->sync_fd);   /* the runtime goes away now */
-            c->sync_fd = -1;
+            close(c->sync_in);   /* the runtime goes away now */
+            close(c->sync_out);
+            c->sync_in = c->sync_out = -1;
             break;
         case OP_WAIT_START: wait_start(c, (int)N(0)); break;
         case OP_CLOSE_FDS:

@@ -1,56 +1,147 @@
-/* oci_spawn: from the runtime (a Python process) to a running init. */
+/* ociruntime-init: the container's init, from the runtime's posix_spawn to
+ * the container's process.
+ *
+ *     ociruntime-init PLAN_FD SYNC_IN SYNC_OUT REPORT_FD [ROOT ID]
+ *
+ * The runtime (Python) starts this program -- no namespaces yet, nothing of
+ * Python's memory -- with the plan on the pipe PLAN_FD (its length as a
+ * u64, then the plan as plan.py encodes it), the init's ends of the two
+ * sync pipes (messages from and to the runtime), and the write end of a
+ * pipe REPORT_FD; every other fd the plan names arrives with the number
+ * the plan gives it.  ROOT and ID are not read: they name the container
+ * in ps (and in the tests' leak checks).
+ *
+ * It clones the first child as the runtime's child (CLONE_PARENT: `run`
+ * and `exec` wait for it): the init itself, with the plan's namespace flags
+ * and born in its cgroup2 directory, or, when the plan joins namespaces
+ * first, an intermediate that joins them and then clones the init
+ * (OP_CLONE).  It reports that child's pid on REPORT_FD (MSG_PID), or why
+ * there is none (MSG_ERROR), and exits; the runtime reaps it.  runc's
+ * order too: exec first, clone after.  Exec after a clone into a new user
+ * namespace would drop every capability there. */
 #include "internal.h"
+#include <limits.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-int decode_plan(const uint8_t *buf, size_t len, struct step **out, size_t *n_out);
-void free_plan(struct step *steps, size_t n);
-pid_t clone_fork(unsigned long flags);
-pid_t clone_fork_into(unsigned long flags, int cgroup_fd);
+/* The kernel's struct sigaction: glibc's sigaction() refuses glibc's own
+ * signals (32 and 33), which posix_spawn leaves ignored in its child. */
+struct kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    uint64_t mask;
+};
 
-/* The runtime (Python) ignores SIGPIPE and SIGXFSZ, and `run`/`exec`
- * block the signals they forward: neither may reach the container's
- * process, since ignored signals and the mask survive exec.  Default
- * dispositions and an empty mask, first thing in the child. */
-static void reset_signals(void)
+/* The runtime (Python) ignores SIGPIPE and SIGXFSZ, `run`/`exec` block
+ * the signals they forward, and posix_spawn ignores glibc's; all of it
+ * survives exec, and none of it may reach the container's process.
+ * Default dispositions and an empty mask, first thing in the child. */
+static void reset_signals(struct init_ctx *c)
 {
-    struct sigaction sa = {.sa_handler = SIG_DFL};
-    sigemptyset(&sa.sa_mask);
+    struct kernel_sigaction dfl = {.handler = SIG_DFL};
     for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            sigaction(sig, &sa, NULL);   /* EINVAL for the reserved RT ones */
+        if (sig != SIGKILL && sig != SIGSTOP &&
+            syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask) < 0)
+            die(c, "reset the disposition of signal %d", sig);
     sigset_t none;
     sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+        die(c, "unblock all signals");
 }
 
-int oci_spawn(const uint8_t *plan, size_t len, int sync_fd)
+static int fd_arg(const char *s)
 {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 0 || v > INT_MAX)
+        return -1;
+    return (int)v;
+}
+
+/* Exactly size bytes: a plan cut short is no plan (a prefix could decode). */
+static void read_all(struct init_ctx *c, int fd, void *buf, size_t size)
+{
+    for (size_t off = 0; off < size;) {
+        ssize_t r = read(fd, (char *)buf + off, size - off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            die(c, "plan: read fd %d", fd);
+        if (r == 0)
+            die_errno(c, EIO, "plan: fd %d ended after %zu of %zu bytes", fd, off, size);
+        off += (size_t)r;
+    }
+}
+
+#define PLAN_MAX (64u << 20)
+
+/* The whole plan, in memory that the child keeps (decoded strings point
+ * into it); the pipe is closed, so no child inherits it. */
+static uint8_t *read_plan(struct init_ctx *c, int fd, size_t *len)
+{
+    uint64_t size;
+    read_all(c, fd, &size, sizeof size);
+    if (size > PLAN_MAX)
+        die_errno(c, EFBIG, "plan: %llu bytes", (unsigned long long)size);
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf)
+        die(c, "plan: allocate %llu bytes", (unsigned long long)size);
+    read_all(c, fd, buf, size);
+    if (close(fd) < 0)
+        die(c, "plan: close fd %d", fd);
+    *len = size;
+    return buf;
+}
+
+int main(int argc, char **argv)
+{
+    int fds[4];   /* plan, sync in, sync out, report */
+    for (int i = 0; i < 4; i++) {
+        fds[i] = argc > 4 ? fd_arg(argv[i + 1]) : -1;
+        if (fds[i] < 0) {
+            fprintf(stderr, "usage: ociruntime-init PLAN_FD SYNC_IN SYNC_OUT REPORT_FD [ROOT ID]"
+                            " (ociruntime runs it)\n");
+            return 2;
+        }
+    }
+    int plan_fd = fds[0], report_fd = fds[3];
+    /* Until the clone, failures go to the report pipe. */
+    struct init_ctx boot = {.sync_in = -1, .sync_out = report_fd, .root_fd = -1};
+    size_t len;
+    uint8_t *plan = read_plan(&boot, plan_fd, &len);
     struct step *steps;
     size_t n;
     int r = decode_plan(plan, len, &steps, &n);
     if (r < 0)
-        return r;
-    struct init_ctx c = {.sync_fd = sync_fd, .root_fd = -1};
-    pid_t pid;
+        die_errno(&boot, -r, "plan: malformed (%zu bytes)", len);
+
+    unsigned long flags = CLONE_PARENT;
+    int cgroup_fd = -1;
     size_t first = 0;
     if (n > 0 && steps[0].op == OP_CLONE && !steps[0].args[0].is_str) {
-        /* Nothing to join first: clone the init straight from here. */
-        pid = clone_fork_into((unsigned long)steps[0].args[0].num,
-                              steps[0].argc > 1 ? (int)steps[0].args[1].num : -1);
+        /* Nothing to join first: the first child is the init. */
+        flags |= (unsigned long)steps[0].args[0].num;
+        if (steps[0].argc > 1)
+            cgroup_fd = (int)steps[0].args[1].num;
         first = 1;
-    } else {
-        /* Joining namespaces must not touch the runtime itself: an
-         * intermediate process joins, then OP_CLONE forks the init. */
-        pid = clone_fork(0);
-    }
+    }   /* else an intermediate joins namespaces, then OP_CLONE forks the init */
+    pid_t pid = clone_fork_into(flags, cgroup_fd);
+    if (pid < 0)
+        die(&boot, "clone the container init");
     if (pid == 0) {
-        reset_signals();
+        struct init_ctx c = {.sync_in = fds[1], .sync_out = fds[2], .root_fd = -1};
+        /* Ours alone: the report ends (EOF) when we exit, whatever the init does. */
+        if (close(report_fd) < 0)
+            die(&c, "close the report pipe");
+        reset_signals(&c);
         run_plan(&c, steps, n, first);
     }
-    r = pid < 0 ? -errno : pid;
-    free_plan(steps, n);
-    return r;
+    sync_send(&boot, MSG_PID, pid);
+    return 0;
 }

@@ -1,29 +1,51 @@
-/* Messages between the init and the runtime, and error reporting. */
+/* Messages between the init and the runtime, and error reporting.
+ * A message is one struct oci_msg: 512 bytes, at most PIPE_BUF, so each
+ * write to a pipe is whole and alone, and so is each read of that size.
+ * A write after the runtime died kills us with SIGPIPE: an exit as good
+ * as any, with nobody left to tell. */
 #include "internal.h"
-#include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+_Static_assert(sizeof(struct oci_msg) <= PIPE_BUF, "a message must be one atomic pipe write");
 
 static int send_msg(int fd, const struct oci_msg *m)
 {
     ssize_t r;
     do {
-        r = send(fd, m, sizeof *m, MSG_NOSIGNAL);
+        r = write(fd, m, sizeof *m);
     } while (r < 0 && errno == EINTR);
-    return r < 0 ? -errno : 0;
+    if (r < 0)
+        return -errno;
+    return r == sizeof *m ? 0 : -EIO;
+}
+
+/* Bytes read (0 at EOF) or -errno. */
+static int recv_msg(int fd, struct oci_msg *m)
+{
+    ssize_t r;
+    memset(m, 0, sizeof *m);
+    do {
+        r = read(fd, m, sizeof *m);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return -errno;
+    if (r != 0 && r != sizeof *m)
+        return -EPROTO;
+    m->text[sizeof m->text - 1] = '\0';
+    return (int)r;
 }
 
 __attribute__((noreturn)) static void vdie(struct init_ctx *c, int err, const char *fmt, va_list ap)
 {
     struct oci_msg m = {.type = MSG_ERROR, .err = err};
     vsnprintf(m.text, sizeof m.text, fmt, ap);
-    if (c->sync_fd >= 0)
-        send_msg(c->sync_fd, &m);
+    if (c->sync_out >= 0)
+        send_msg(c->sync_out, &m);
     else if (c->report_fd > 0)   /* `start` waits to hear (startContainer hooks) */
         dprintf(c->report_fd, "%s%s%s", m.text, err ? ": " : "", err ? strerror(err) : "");
     else   /* after create returned: nobody listens but the caller's stderr */
@@ -50,7 +72,7 @@ void die_errno(struct init_ctx *c, int err, const char *fmt, ...)
 void sync_send(struct init_ctx *c, int type, int64_t value)
 {
     struct oci_msg m = {.type = type, .value = value};
-    int r = send_msg(c->sync_fd, &m);
+    int r = send_msg(c->sync_out, &m);
     if (r < 0)
         die_errno(c, -r, "sync: send message %d to the runtime", type);
 }
@@ -58,7 +80,7 @@ void sync_send(struct init_ctx *c, int type, int64_t value)
 int64_t sync_wait(struct init_ctx *c, int type)
 {
     struct oci_msg m;
-    int r = oci_recv(c->sync_fd, &m);
+    int r = recv_msg(c->sync_in, &m);
     if (r < 0)
         die_errno(c, -r, "sync: wait for the runtime");
     if (r == 0)   /* the runtime died: nobody will ever start us */
@@ -66,44 +88,4 @@ int64_t sync_wait(struct init_ctx *c, int type)
     if (m.type != type)
         die_errno(c, EPROTO, "sync: expected message %d, got %d", type, m.type);
     return m.value;
-}
-
-int oci_recv(int fd, struct oci_msg *m)
-{
-    ssize_t r;
-    memset(m, 0, sizeof *m);
-    do {
-        r = recv(fd, m, sizeof *m, 0);
-    } while (r < 0 && errno == EINTR);
-    if (r < 0)
-        return -errno;
-    m->text[sizeof m->text - 1] = '\0';
-    return (int)r;
-}
-
-int oci_send(int fd, int type, int64_t value)
-{
-    struct oci_msg m = {.type = type, .value = value};
-    return send_msg(fd, &m);
-}
-
-int oci_socketpair(int fds[2])
-{
-    return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0 ? -errno : 0;
-}
-
-int oci_move_fd_above(int fd, int min)
-{
-    if (fd >= min)
-        return fd;
-    int n = fcntl(fd, F_DUPFD_CLOEXEC, min);
-    if (n < 0)
-        return -errno;
-    close(fd);
-    return n;
-}
-
-int oci_set_child_subreaper(void)
-{
-    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0 ? -errno : 0;
 }

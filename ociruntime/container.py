@@ -39,7 +39,7 @@ def _now_rfc3339():
 
 
 def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
-           preserve_fds=0, extra_close=(), foreground=False, systemd_cgroup=False,
+           preserve_fds=0, foreground=False, systemd_cgroup=False,
            no_new_keyring=False):
     """Create the container; returns its Container once the init waits.
     foreground (run without -d): a terminal without --console-socket is
@@ -102,7 +102,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         cg.apply_config(cfg, source)   # limits in place before the init joins
         try:
             pid = _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds,
-                              [lock, *extra_close], console_fd)
+                              console_fd)
         except OciError as e:
             raise cg.explain(e) from None   # e.g. an OOM kill under a tiny memory limit
         st = state.proc_stat(pid)
@@ -120,7 +120,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         if cfg.get("hooks"):
             from ociruntime import hooks
         # A create-time hook failed (in the runtime, or in the init, whose
-        # message is all that crosses the socket): the lifecycle goes on at
+        # message is all that crosses the channel): the lifecycle goes on at
         # delete's steps (runtime.md 3-5, 12-13), so poststop hooks run.
         if hooks and str(e).startswith(hooks.ERROR_PREFIX):
             hooks.run("poststop", cfg["hooks"].get("poststop"),
@@ -162,16 +162,17 @@ def listen_fds(proc, preserve_fds):
     return n
 
 
-def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, close_fds,
-                console_fd=-1):
-    """Clone the init, answer its handshake; its pid once it is ready."""
+def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, console_fd=-1):
+    """Start the init, answer its handshake; its pid once it is ready.
+    It gets the fds its plan names, and the preserved ones; none of the
+    rest of ours (all close-on-exec: the lock, our ends of the sync channel)."""
     first_free = 3 + preserve_fds
     os.mkfifo(c.fifo, 0o600)
     # O_RDWR: the init holds both ends, so its read blocks until `start`
     # writes, and `start` can tell a dead init (ENXIO) from a waiting one.
     fifo_fd = core.move_fd_above(os.open(c.fifo, os.O_RDWR | os.O_CLOEXEC), first_free)
-    parent_fd, child_fd = core.socketpair()
-    child_fd = core.move_fd_above(child_fd, first_free)
+    sync, init_sync = core.channel()
+    init_sync = tuple(core.move_fd_above(fd, first_free) for fd in init_sync)
     if console_fd >= 0:   # the caller's copy is closed by create
         console_fd = core.move_fd_above(os.dup(console_fd), first_free)
     listener_fd = report_fd = -1
@@ -203,7 +204,7 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, cl
             seccomp_listener_fd=listener_fd,
             seccomp_state={"id": c.id, "bundle": bundle, "annotations": cfg.get("annotations") or {}},
             rootfs=cfg["root"]["path"], bundle=bundle, source=source, fifo_fd=fifo_fd,
-            close_fds=[parent_fd, *close_fds], first_closed_fd=first_free, no_pivot=no_pivot,
+            first_closed_fd=first_free, no_pivot=no_pivot,
             userns=ns.has("user"), cgroupns="cgroup" in ns.new,
             cgroup_mounts=cg.mount_layout(), console_fd=console_fd,
             console_proxied=getattr(c, "console_ours", None) is not None,
@@ -212,14 +213,17 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, cl
         ctx.spawn_fds += [fd for fd, _ in cgroup_tasks] + ([cgroup_v2_fd] if cgroup_v2_fd >= 0 else [])
         plan = init.build(cfg, ns, ctx)
         log.debug_plan(f"create {c.id}", plan)
-        first = core.spawn(plan.encode(), child_fd)
+        passed = [fd for fd in (fifo_fd, console_fd, listener_fd, report_fd) if fd >= 0]
+        first = core.spawn(plan.encode(), init_sync, [*range(3, first_free), *passed, *ctx.spawn_fds],
+                           (c.root, c.id))
         log.debug(f"create {c.id}: cloned {first}")
         pids.append(first)
         if listener_fd >= 0:   # the init's copy is the one that sends: the agent waits for EOF
             os.close(listener_fd)
             listener_fd = -1
-        os.close(child_fd)
-        child_fd = -1
+        for fd in init_sync:   # the init's copy is the one that counts: EOF when it is gone
+            os.close(fd)
+        init_sync = ()
         on_hooks = None
         if hooks_cfg.get("prestart") or hooks_cfg.get("createRuntime"):
             def on_hooks(pid):
@@ -227,9 +231,9 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, cl
                 st = hooks.state(c.data, "creating", pid)
                 hooks.run("prestart", hooks_cfg.get("prestart"), st)
                 hooks.run("createRuntime", hooks_cfg.get("createRuntime"), st)
-        return _handshake(parent_fd, first, cfg, cg, pids, bool(ns.joined), on_hooks=on_hooks)
+        return _handshake(sync, first, cfg, cg, pids, bool(ns.joined), on_hooks=on_hooks)
     finally:
-        for fd in (fifo_fd, parent_fd, child_fd, console_fd, listener_fd, report_fd):
+        for fd in (fifo_fd, *sync, *init_sync, console_fd, listener_fd, report_fd):
             if fd >= 0:
                 os.close(fd)
         if ctx is not None:
@@ -237,18 +241,19 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, cl
                 os.close(fd)
 
 
-def _handshake(fd, first, cfg, cg, pids, via_intermediate, set_up=None, until_exec=False,
+def _handshake(sync, first, cfg, cg, pids, via_intermediate, set_up=None, until_exec=False,
                on_hooks=None):
-    """Serve the init's requests until it is ready; its pid.  With an
+    """Serve the init's requests on sync (our end of the channel) until it
+    is ready; its pid.  With an
     intermediate, the init's hello may come before the intermediate's
     message naming it: set up only once both are in.
     exec uses it too: set_up(pid) replaces the init's set-up, and with
-    until_exec the end is EOF on fd (close-on-exec: the process exec'd).
+    until_exec the end is EOF on sync (close-on-exec: the process exec'd).
     on_hooks(pid) runs the prestart/createRuntime hooks when the init asks."""
     init_pid = None if via_intermediate else first
     hello = answered = False
     while True:
-        msg = core.recv(fd)
+        msg = core.recv(sync)
         if msg is None:
             if until_exec and answered:
                 return init_pid
@@ -266,7 +271,7 @@ def _handshake(fd, first, cfg, cg, pids, via_intermediate, set_up=None, until_ex
             return init_pid
         elif kind == core.MSG_HOOKS and answered and on_hooks is not None:
             on_hooks(init_pid)
-            core.send(fd, core.MSG_GO, init_pid)
+            core.send(sync, core.MSG_GO, init_pid)
             continue
         else:
             raise OciError(f"protocol error: unexpected message {kind} from the init")
@@ -275,7 +280,7 @@ def _handshake(fd, first, cfg, cg, pids, via_intermediate, set_up=None, until_ex
                 set_up(init_pid)
             else:
                 _set_up_from_outside(init_pid, cfg, cg)
-            core.send(fd, core.MSG_GO, init_pid)   # the init learns its pid
+            core.send(sync, core.MSG_GO, init_pid)   # the init learns its pid
             answered = True
 
 

@@ -1,11 +1,29 @@
-"""Python face of the C core (ociruntime._core, built from csrc/)."""
+"""Python face of the C core: starting ociruntime-init, and its messages.
+
+The container init is the small C program ociruntime-init (csrc/spawn.c),
+built into this package's directory.  spawn() starts it with the plan; it
+clones the init (or the intermediate that joins namespaces first) as our
+child, reports that child's pid and exits.  The init then talks to us in
+fixed-size struct oci_msg messages (csrc/core.h) over two pipes: the sync
+channel.  Pipes, not a socket pair: `_socket` alone would add a third of a
+MiB to create's peak RSS.  Nor does any of this import cffi.  The cffi
+module (ociruntime._core) is for what the runtime itself does in C: hooks,
+idmapped mounts, cgroup2 device programs, the subreaper of `run`.
+"""
 import os
+import sys
+from errno import EPROTO
+from fcntl import F_DUPFD_CLOEXEC, fcntl
 
-from ociruntime._core import ffi, lib
+from ociruntime.errors import OciError
 
-MSG_ERROR, MSG_HELLO, MSG_GO = lib.MSG_ERROR, lib.MSG_HELLO, lib.MSG_GO
-MSG_READY, MSG_PID = lib.MSG_READY, lib.MSG_PID
-MSG_HOOKS = lib.MSG_HOOKS
+# enum oci_msg_type and struct oci_msg of csrc/core.h (tests/test_init_exe.py
+# checks): int32 type, int32 err, int64 value, char text[496], in our byte
+# order.  Plain int.to_bytes: the struct module is a tenth of a MiB of RSS.
+MSG_ERROR, MSG_HELLO, MSG_GO, MSG_READY, MSG_PID, MSG_HOOKS = range(1, 7)
+MSG_SIZE = 512
+
+INIT_EXE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ociruntime-init")
 
 
 def strerror(err):
@@ -14,38 +32,127 @@ def strerror(err):
     return s[:1].lower() + s[1:]
 
 
-def _check(r, what):
-    if r < 0:
-        raise OSError(-r, f"{what}: {strerror(-r)}")
-    return r
+def channel():
+    """The sync channel: (ours, theirs), each a pair (fd read from, fd
+    written to) of two pipes, all close-on-exec.  A message (512 bytes,
+    at most PIPE_BUF) is written whole and alone, and read so."""
+    up_r, up_w = os.pipe()
+    down_r, down_w = os.pipe()
+    return (up_r, down_w), (down_r, up_w)
 
 
-def socketpair():
-    fds = ffi.new("int[2]")
-    _check(lib.oci_socketpair(fds), "socketpair")
-    return fds[0], fds[1]
+def recv(sync):
+    """(type, err, value, text) of the next message on our end of the
+    sync channel, None at EOF (no writer left)."""
+    return _read_msg(sync[0], "read from the container init")
 
 
-def spawn(plan_bytes, sync_fd):
-    """Clone the init and run the plan in it; the first child's pid."""
-    return _check(lib.oci_spawn(plan_bytes, len(plan_bytes), sync_fd), "clone the container init")
+def send(sync, msg_type, value=0):
+    try:
+        os.write(sync[1], _int(msg_type, 4) + bytes(4) + _int(value, 8) + bytes(MSG_SIZE - 16))
+    except OSError as e:
+        raise OSError(e.errno, f"write to the container init: {strerror(e.errno)}") from None
 
 
-def recv(fd):
-    """(type, err, value, text) of the next message, None at EOF."""
-    m = ffi.new("struct oci_msg *")
-    if _check(lib.oci_recv(fd, m), "read from the container init") == 0:
+def _read_msg(fd, what):
+    try:
+        data = os.read(fd, MSG_SIZE)
+    except OSError as e:
+        raise OSError(e.errno, f"{what}: {strerror(e.errno)}") from None
+    if not data:
         return None
-    return m.type, m.err, m.value, ffi.string(m.text).decode(errors="replace")
+    if len(data) != MSG_SIZE:
+        raise OSError(EPROTO, f"{what}: a message of {len(data)} bytes")
+    text = data[16:].split(b"\0", 1)[0].decode(errors="replace")
+    return _from(data[0:4]), _from(data[4:8]), _from(data[8:16]), text
 
 
-def send(fd, msg_type, value=0):
-    _check(lib.oci_send(fd, msg_type, value), "write to the container init")
+def _int(n, size):
+    return n.to_bytes(size, sys.byteorder, signed=True)
+
+
+def _from(b):
+    return int.from_bytes(b, sys.byteorder, signed=True)
 
 
 def move_fd_above(fd, minimum):
-    return _check(lib.oci_move_fd_above(fd, minimum), "dup")
+    """fd, or a close-on-exec copy of it numbered >= minimum (fd closed)."""
+    if fd >= minimum:
+        return fd
+    new = fcntl(fd, F_DUPFD_CLOEXEC, minimum)
+    os.close(fd)
+    return new
+
+
+def spawn(plan_bytes, sync, fds=(), name=()):
+    """Run the plan: start ociruntime-init, which clones the plan's first
+    child as ours.  sync (the init's end of the channel) and the fds the
+    plan names reach it with their numbers; nothing else of ours does (all
+    else is close-on-exec).  name: words for its command line, so that ps
+    tells whose init it is.  Returns the first child's pid (the init, or
+    the intermediate)."""
+    plan_r, plan_w = os.pipe()
+    report_r, report_w = os.pipe()
+    try:
+        helper = _start([plan_r, *sync, report_w], fds, name)
+    except BaseException:
+        os.close(plan_w)
+        os.close(report_r)
+        raise
+    finally:
+        os.close(plan_r)
+        os.close(report_w)
+    try:
+        _send_plan(plan_w, plan_bytes)
+        report = _read_msg(report_r, "read the report of ociruntime-init")
+    finally:
+        os.close(report_r)
+        os.waitpid(helper, 0)   # it exits once it has reported
+    return _first_child(report)
+
+
+def _start(args, fds, name):
+    # dup2 of an fd onto itself clears close-on-exec, in the child only.
+    passed = dict.fromkeys((*args, *fds))
+    try:
+        return os.posix_spawn(INIT_EXE, [INIT_EXE, *map(str, args), *name], os.environ,
+                              file_actions=[(os.POSIX_SPAWN_DUP2, fd, fd) for fd in passed])
+    except OSError as e:
+        raise OciError(f"run {INIT_EXE}: {strerror(e.errno)}") from None
+
+
+def _send_plan(fd, plan):
+    """Its length, then the plan; it reads while we write, so any size
+    goes.  A pipe, not a memfd: every other kind of call made on the way
+    (each touches more of the interpreter) adds to create's peak RSS."""
+    try:
+        _write_all(fd, len(plan).to_bytes(8, sys.byteorder))
+        _write_all(fd, plan)
+    except BrokenPipeError:
+        pass   # it is gone: its report, or the lack of one, says why
+    finally:
+        os.close(fd)
+
+
+def _first_child(msg):
+    """The pid in ociruntime-init's report, or why there is none."""
+    if msg is not None and msg[0] == MSG_PID:
+        return msg[2]
+    if msg is not None and msg[0] == MSG_ERROR:
+        kind, err, value, text = msg
+        raise OciError(f"{text}: {strerror(err)}" if err else text)
+    raise OciError("ociruntime-init exited without starting the container init")
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def set_child_subreaper():
-    _check(lib.oci_set_child_subreaper(), "prctl(PR_SET_CHILD_SUBREAPER)")
+    """`run`: an init whose parent (an intermediate) exits stays ours."""
+    from ociruntime._core import lib
+    r = lib.oci_set_child_subreaper()
+    if r < 0:
+        raise OSError(-r, f"prctl(PR_SET_CHILD_SUBREAPER): {strerror(-r)}")

@@ -1,15 +1,17 @@
 """exec: run another process in a running (or created) container.
 
-The plan: an intermediate process joins every namespace of the container
-that differs from ours (through fds the runtime opened on /proc/<init>/ns,
-checked against the init's start time; the user namespace first, the
-mount namespace last), then OP_CLONE with CLONE_PARENT forks the process
+The plan: an intermediate process (ociruntime-init's first child, ours:
+core.spawn) joins every namespace of the container that differs from
+ours (through fds the runtime opened on /proc/<init>/ns, checked against
+the init's start time; the user namespace first, the mount namespace
+last), then OP_CLONE with CLONE_PARENT forks the process
 itself -- in the container's pid namespace, and our child, so that a
 foreground exec can wait for it.  It says hello; we put it in the
 container's cgroups (and --cgroup sub-cgroups) and say go; it sets up
-its terminal, limits, ids and capabilities, and execs.  The sync socket
-is close-on-exec: EOF without an error message means the exec happened,
-and only then is --pid-file written (conmon takes the file as success).
+its terminal, limits, ids and capabilities, and execs.  The process's
+end of the sync channel is close-on-exec: EOF without an error message
+means the exec happened, and only then is --pid-file written (conmon
+takes the file as success).
 """
 import os
 
@@ -274,10 +276,10 @@ def exec_process(root, cid, opts):
         if cg_v2_fd >= 0:
             cg_v2_fd = core.move_fd_above(cg_v2_fd, first_free)
             fds.append(cg_v2_fd)
-        parent_fd, child_fd = core.socketpair()
-        fds.append(parent_fd)
-        child_fd = core.move_fd_above(child_fd, first_free)
-        fds.append(child_fd)
+        sync, init_sync = core.channel()
+        fds += sync
+        init_sync = tuple(core.move_fd_above(fd, first_free) for fd in init_sync)
+        fds += init_sync
         console_fd = -1
         if terminal:
             from ociruntime import terminal as term
@@ -290,7 +292,7 @@ def exec_process(root, cid, opts):
 
         plan = Plan()
         # Not dumpable before joining anything: a process of the container
-        # must never open /proc/PID/exe of this copy of the runtime
+        # must never open /proc/PID/exe of the runtime's ociruntime-init
         # (CVE-2019-5736); the process cloned below inherits it.
         if ns_fds:
             plan.add("SET_DUMPABLE", 0)
@@ -303,8 +305,9 @@ def exec_process(root, cid, opts):
         for fd, flag in ns_fds:
             if flag == CLONE_NEWCGROUP:
                 plan.add("SETNS", fd, flag)
-        plan.add("CLOSE", parent_fd, *(fd for fd, _ in ns_fds))
-        plan.add("SET_DUMPABLE", 0)     # until exec, a copy of the runtime
+        if ns_fds:   # the intermediate's: the process needs none of them
+            plan.add("CLOSE", *(fd for fd, _ in ns_fds))
+        plan.add("SET_DUMPABLE", 0)     # until exec, the runtime's ociruntime-init
         source = opts.process or os.path.join(bundle, "config.json")
         extra = proc.get("execCPUAffinity") or proc.get("scheduler") or proc.get("ioPriority")
         if extra:   # execCPUAffinity: initial before joining the cgroup, final after
@@ -353,14 +356,15 @@ def exec_process(root, cid, opts):
                 container._write_proc(p, "oom_score_adj", str(proc["oomScoreAdj"]), "process.oomScoreAdj")
 
         log.debug_plan(f"exec {cid}", plan)
-        first = core.spawn(plan.encode(), child_fd)
+        passed = [fd for fd in fds if fd not in sync and fd not in init_sync]
+        first = core.spawn(plan.encode(), init_sync, [*range(3, first_free), *passed], (root, cid))
         log.debug(f"exec {cid}: cloned {first}")
         pids.append(first)
         for fd in fds:
-            if fd != parent_fd:
+            if fd not in sync:
                 os.close(fd)
-        fds = [parent_fd]
-        pid = container._handshake(parent_fd, first, cfg, None, pids, bool(ns_fds),
+        fds = list(sync)
+        pid = container._handshake(sync, first, cfg, None, pids, bool(ns_fds),
                                    set_up=set_up, until_exec=True)
         if opts.pid_file:
             state.write_atomic(os.path.abspath(opts.pid_file), str(pid))

@@ -11,7 +11,7 @@ class Context:
 
     def __init__(self, **kw):
         self.late_readonly = []
-        self.spawn_fds = []   # the runtime's fds the init inherits (idmapped trees): closed after spawn
+        self.spawn_fds = []   # more fds the plan names (cgroups, idmapped trees): passed, then closed
         self.__dict__.update(kw)
 
 
@@ -69,7 +69,7 @@ def check_sysctl(key, ns, source):
 
 def build(cfg, ns, ctx):
     """The whole plan of `create`: ctx has rootfs, bundle, source, fifo_fd,
-    close_fds, first_closed_fd, no_pivot, cgroup_mounts."""
+    first_closed_fd, no_pivot, cgroup_mounts."""
     plan = Plan()
     if ns.joined:   # the intermediate enters the container's namespaces:
         plan.add("SET_DUMPABLE", 0)   # not dumpable first (CVE-2019-5736); the init inherits it
@@ -79,10 +79,9 @@ def build(cfg, ns, ctx):
         plan.add("CLONE", ns.clone_flags(), cgroup_v2_fd)
     else:
         plan.add("CLONE", ns.clone_flags())
-    if ctx.close_fds:
-        plan.add("CLOSE", *ctx.close_fds)
-    # Until exec the init is a copy of the runtime: nothing in the
-    # container may open /proc/<init>/exe or its memory (CVE-2019-5736).
+    # Until exec the init is ociruntime-init, the runtime's own program:
+    # nothing in the container may open /proc/<init>/exe or its memory
+    # (CVE-2019-5736).
     plan.add("SET_DUMPABLE", 0)
     if "time" in ns.new:
         plan.add("UNSHARE", CLONE_NEWTIME)

@@ -96,8 +96,8 @@ def wants_idmap(m):
 
 
 def plan_idmapped(plan, m, source, dest, flags, kind, cfg, ctx, where):
-    """An idmapped bind: the runtime makes the tree now (the fd goes to the
-    init at clone and is closed after spawn: ctx.spawn_fds)."""
+    """An idmapped bind: the runtime makes the tree now (the fd is passed
+    to the init and closed after spawn: ctx.spawn_fds)."""
     from ociruntime import core
     from ociruntime._core import lib
     opts = m.get("options") or ()

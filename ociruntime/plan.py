@@ -5,8 +5,6 @@ which ids and capabilities); csrc/ carries the steps out after clone.  A
 plan is encoded as csrc/core.h describes: per step a u32 opcode, a u32
 argument count, then each argument as an int64 or a NUL-terminated string.
 """
-from struct import Struct
-
 # The same order as enum oci_op in csrc/core.h (tests/test_plan.py checks).
 OPS = (
     "SETNS", "CLONE", "UNSHARE", "SYNC_HELLO", "SETID_ROOT", "SETHOSTNAME",
@@ -27,9 +25,11 @@ OP = {name: number for number, name in enumerate(OPS, 1)}
 MOUNT_DIR, MOUNT_FILE = 0, 1
 MOUNT_COPYUP = 4   # OR'ed into the kind: tmpcopyup (csrc/core.h)
 
-_HEAD = Struct("<II")
-_INT = Struct("<Iq")
-_STR = Struct("<II")
+# int.to_bytes rather than the struct module, which would add to every
+# create's peak RSS (see core.py).
+_INT = (0).to_bytes(4, "little")   # kind 0: an int64 follows
+_STR = (1).to_bytes(4, "little")   # kind 1: u32 length, bytes, NUL
+_U64 = (1 << 64) - 1
 
 
 class Plan:
@@ -41,17 +41,19 @@ class Plan:
 
     def add(self, name, *args):
         chunks = self._chunks
-        chunks.append(_HEAD.pack(OP[name], len(args)))
+        chunks.append(OP[name].to_bytes(4, "little") + len(args).to_bytes(4, "little"))
         for a in args:
             if isinstance(a, int):
                 # Unsigned 64-bit values (capability masks, RLIM_INFINITY)
                 # travel as their two's-complement int64.
-                chunks.append(_INT.pack(0, a - (1 << 64) if a >= 1 << 63 else a))
+                if not -(1 << 63) <= a <= _U64:
+                    raise ValueError(f"{name} argument {a} does not fit in 64 bits")
+                chunks.append(_INT + (a & _U64).to_bytes(8, "little"))
             else:
                 b = a.encode() if isinstance(a, str) else a
                 if b"\0" in b:
                     raise ValueError(f"NUL byte in {name} argument {a!r}")
-                chunks.append(_STR.pack(1, len(b)) + b + b"\0")
+                chunks.append(_STR + len(b).to_bytes(4, "little") + b + b"\0")
         self.steps.append((name, args))
         return self
 

@@ -30,7 +30,7 @@ def fd_lines(out):
 
 
 def test_only_stdio_reaches_the_container(oci):
-    """The runtime's own fds (lock, fifo, sync socket) and fds the caller
+    """The runtime's own fds (lock, fifo, sync pipes) and fds the caller
     did not preserve stay out; the cwd is the container's root."""
     b = oci.bundle(args=["sh", "-c", SHOW])
     cid = oci.new_id()

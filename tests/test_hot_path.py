@@ -15,9 +15,12 @@ from conftest import busybox_config
 # Each of these costs milliseconds (re, enum, typing pull in a dozen
 # modules) or is a feature's heavy dependency.  A module the default
 # config does not need must be imported inside the function using it.
+# cffi's backend (the C core's cffi module: hooks, idmapped mounts, v2
+# device programs) and _socket (the init's channel is pipes) each cost a
+# sizeable part of create's peak RSS: ociruntime-init does the rest.
 FORBIDDEN = {"argparse", "logging", "subprocess", "jsonschema", "pyroute2", "re", "enum",
              "json", "typing", "shutil", "signal", "threading", "tempfile", "inspect",
-             "dataclasses", "site"}
+             "dataclasses", "site", "_cffi_backend", "_socket"}
 
 
 def _imported(result):

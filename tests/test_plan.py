@@ -22,6 +22,17 @@ def test_encoding_of_ints_and_strings():
     assert b"/proc/1/ns/net\0" in data
 
 
+def test_int64_and_uint64_values_and_nothing_wider():
+    data = Plan().add("CAPS", 1 << 63, -1, (1 << 64) - 1, -(1 << 63)).encode()
+    words = [data[8 + 12 * i + 4:8 + 12 * i + 12] for i in range(4)]
+    assert words == [(1 << 63).to_bytes(8, "little"), b"\xff" * 8, b"\xff" * 8,
+                     (1 << 63).to_bytes(8, "little")]
+    import pytest
+    for bad in (1 << 64, -(1 << 63) - 1):
+        with pytest.raises(ValueError):
+            Plan().add("UMASK", bad)
+
+
 def test_nul_in_string_is_refused():
     import pytest
     with pytest.raises(ValueError):

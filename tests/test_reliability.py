@@ -31,8 +31,8 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 # -- leak checks ---------------------------------------------------------------
 
 def processes_mentioning(word):
-    """Pids whose command line names word (the init is a copy of the
-    runtime until exec, so its argv has the container id)."""
+    """Pids whose command line names word (until exec the init is
+    ociruntime-init, whose argv has the state root and container id)."""
     out = []
     for d in os.listdir("/proc"):
         if not d.isdigit() or int(d) == os.getpid():

@@ -12,7 +12,6 @@ v2: an eBPF program (BPF_PROG_TYPE_CGROUP_DEVICE) that checks the rules
     last to first and returns the first match's verdict, attached to the
     container's cgroup2 directory (csrc/bpf_devices.c does the bpf calls).
 """
-import struct
 
 from ociruntime.errors import OciError
 
@@ -113,8 +112,6 @@ def apply_v1(d, rules):
 
 # -- eBPF -------------------------------------------------------------------------
 
-# struct bpf_insn: u8 code, u8 dst:4 src:4, s16 off, s32 imm
-_INSN = struct.Struct("<BBhi")
 LDX_W = 0x61        # BPF_LDX | BPF_MEM | BPF_W
 AND32_K = 0x54      # BPF_ALU | BPF_AND | BPF_K
 RSH32_K = 0x74      # BPF_ALU | BPF_RSH | BPF_K
@@ -166,7 +163,9 @@ def program(rules):
 
 
 def encode(insns):
-    return b"".join(_INSN.pack(c, (s << 4) | d, off, imm - (1 << 32) if imm >= 1 << 31 else imm)
+    from struct import Struct   # v2 only: not on every create's path
+    insn = Struct("<BBhi")   # struct bpf_insn: u8 code, u8 dst:4 src:4, s16 off, s32 imm
+    return b"".join(insn.pack(c, (s << 4) | d, off, imm - (1 << 32) if imm >= 1 << 31 else imm)
                     for c, d, s, off, imm in insns)
 
 
