@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,10 +39,33 @@
 static int g_argc;
 static char **g_argv;
 
-/* exec the Python CLI with our arguments. */
+/* Is pyc the up-to-date bytecode of script, for the interpreter py?  As
+ * Python checks a module's cache: flags 0, the source's mtime and size
+ * in the header; and written after the interpreter was (its magic number
+ * then matches).  bin/ociruntime-py writes it. */
+static int pyc_fresh(const char *pyc, const char *script, const char *py)
+{
+    struct stat s, p, c;
+    unsigned char h[16];
+    int fd = open(pyc, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    int ok = read(fd, h, sizeof h) == (ssize_t)sizeof h && fstat(fd, &c) == 0
+             && stat(script, &s) == 0 && stat(py, &p) == 0 && c.st_mtime >= p.st_mtime;
+    close(fd);
+    uint32_t flags, mtime, size;
+    memcpy(&flags, h + 4, 4);
+    memcpy(&mtime, h + 8, 4);
+    memcpy(&size, h + 12, 4);
+    return ok && flags == 0 && mtime == (uint32_t)s.st_mtime && size == (uint32_t)s.st_size;
+}
+
+/* exec the Python CLI with our arguments: the script's cached bytecode
+ * when it is fresh (Python runs a .pyc given as the script), else the
+ * script, which caches it. */
 static void __attribute__((noreturn)) run_python(void)
 {
-    char self[PATH_MAX], py[PATH_MAX + 16], script[PATH_MAX + 16];
+    char self[PATH_MAX], py[PATH_MAX + 16], script[PATH_MAX + 16], pyc[PATH_MAX + 40];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) {
         perror("ociruntime: readlink /proc/self/exe");
@@ -50,6 +74,7 @@ static void __attribute__((noreturn)) run_python(void)
     self[n] = '\0';
     *strrchr(self, '/') = '\0';
     snprintf(script, sizeof script, "%s/ociruntime-py", self);
+    snprintf(pyc, sizeof pyc, "%s/__pycache__/ociruntime-py.pyc", self);
     snprintf(py, sizeof py, "%s/python3", self);
     if (access(py, X_OK) != 0)
         strcpy(py, "/usr/bin/python3");
@@ -60,7 +85,7 @@ static void __attribute__((noreturn)) run_python(void)
     }
     args[0] = py;
     args[1] = "-S";
-    args[2] = script;
+    args[2] = pyc_fresh(pyc, script, py) ? pyc : script;
     for (int i = 1; i < g_argc; i++)
         args[i + 2] = g_argv[i];
     execv(py, args);

@@ -113,9 +113,11 @@ def spawn(plan_bytes, sync, fds=(), name=()):
 
 def _start(args, fds, name):
     # dup2 of an fd onto itself clears close-on-exec, in the child only.
+    # An empty environment, as runc's init has: the process gets the
+    # config's env, and hooks run in the init get their own (or none).
     passed = dict.fromkeys((*args, *fds))
     try:
-        return os.posix_spawn(INIT_EXE, [INIT_EXE, *map(str, args), *name], os.environ,
+        return os.posix_spawn(INIT_EXE, [INIT_EXE, *map(str, args), *name], {},
                               file_actions=[(os.POSIX_SPAWN_DUP2, fd, fd) for fd in passed])
     except OSError as e:
         raise OciError(f"run {INIT_EXE}: {strerror(e.errno)}") from None

@@ -23,9 +23,13 @@ def env_value(env, key):
 
 
 def home_of(rootfs, uid):
-    """HOME from the image's /etc/passwd, as runc sets it when absent."""
+    """HOME from the image's /etc/passwd, as runc sets it when absent.
+    Opened one component at a time with O_NOFOLLOW: an image whose /etc
+    is a symlink (to the host's /etc, say) gets "/", not a host's home."""
+    etc = -1
     try:
-        fd = os.open(os.path.join(rootfs, "etc/passwd"), os.O_RDONLY | os.O_NOFOLLOW)
+        etc = os.open(os.path.join(rootfs, "etc"), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        fd = os.open("passwd", os.O_RDONLY | os.O_NOFOLLOW, dir_fd=etc)
         with os.fdopen(fd, "rb") as f:
             for line in f.read(1 << 20).decode(errors="replace").splitlines():
                 parts = line.split(":")
@@ -33,6 +37,9 @@ def home_of(rootfs, uid):
                     return parts[5] or "/"
     except OSError:
         pass
+    finally:
+        if etc >= 0:
+            os.close(etc)
     return "/"
 
 

@@ -231,3 +231,36 @@ def test_racing_starts_start_once(oci):
     assert sorted(r.returncode for r in results) == [0, 1, 1, 1], [r.stderr for r in results]
     assert oci.state(cid)["status"] == "running"
     oci.ok("delete", "-f", cid)
+
+
+def test_front_end_runs_the_cached_launcher_bytecode():
+    """bin/ociruntime-py caches its bytecode beside itself; the front end
+    runs it while its header matches the script (mtime, size), and the
+    script again once it changed, which caches it anew."""
+    import importlib._bootstrap_external as ext
+    bindir = os.path.dirname(RUNTIME)
+    script = os.path.join(bindir, "ociruntime-py")
+    pyc = os.path.join(bindir, "__pycache__", "ociruntime-py.pyc")
+    subprocess.run([RUNTIME, "--version"], check=True, capture_output=True)
+    st = os.stat(script)
+    with open(pyc, "rb") as f:
+        header = f.read(16)
+    assert header[8:16] == ext._pack_uint32(int(st.st_mtime)) + ext._pack_uint32(st.st_size)
+    try:
+        # A fresh-looking pyc of other code: what runs is the pyc.
+        code = compile("print('from the cached bytecode')", script, "exec")
+        with open(pyc, "wb") as f:
+            f.write(ext._code_to_timestamp_pyc(code, int(st.st_mtime), st.st_size))
+        r = subprocess.run([RUNTIME, "--version"], capture_output=True, text=True)
+        assert r.stdout == "from the cached bytecode\n"
+        # The script changed (its mtime): the script runs, and caches itself.
+        os.utime(script, (st.st_atime, st.st_mtime + 1))
+        r = subprocess.run([RUNTIME, "--version"], capture_output=True, text=True)
+        assert r.stdout.startswith("ociruntime version")
+        with open(pyc, "rb") as f:
+            assert f.read(16)[8:12] == ext._pack_uint32(int(st.st_mtime) + 1)
+    finally:
+        os.utime(script, (st.st_atime, st.st_mtime))
+        os.unlink(pyc)   # the next call writes it again
+    r = subprocess.run([RUNTIME, "--version"], capture_output=True, text=True)
+    assert r.stdout.startswith("ociruntime version") and os.path.exists(pyc)

@@ -259,3 +259,21 @@ def test_signal_dispositions_are_reset(oci, detached):
             out = (c.bundle / "rootfs" / "tmp" / "sig").read_text()
     st = status_fields(out)
     assert {k: int(v, 16) for k, v in st.items() if k} == {"SigIgn": 0, "SigBlk": 0, "SigCgt": 0}
+
+
+def test_home_is_never_read_from_the_hosts_passwd(oci):
+    """An image whose /etc is a symlink to /etc would make a naive lookup
+    read the host's passwd (HOME of uid 1 is /usr/sbin on Debian): the
+    lookup goes one component at a time and finds nothing: HOME=/."""
+    cfg = config(["sh", "-c", "echo $HOME"])
+    cfg["process"]["env"] = ["PATH=/bin"]
+    cfg["process"]["user"] = {"uid": 1, "gid": 1}
+    b = oci.bundle(cfg)
+    etc = b / "rootfs" / "etc"
+    if etc.exists():
+        os.rename(etc, b / "rootfs" / "etc.orig")
+    os.symlink("/etc", etc)
+    cid = oci.new_id()
+    r = oci.cmd("run", "-b", b, cid)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "/\n"
