@@ -1,8 +1,9 @@
 """The C executables of ociruntime, built by setup.py's build_ext.
 
 FRONT_END (csrc/frontend.c) is the `ociruntime` command: InstallScripts
-puts it into the environment's bin/ beside the Python script.  PACKAGE_EXES are built into the
-package directory (beside _core), where the Python side finds them.
+puts it into the environment's bin/ beside the Python script.
+PACKAGE_EXES are built into the package directory (beside _core), where
+the Python side finds them.
 """
 import os
 
@@ -11,7 +12,7 @@ from setuptools.command.install_scripts import install_scripts
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-FRONT_END = "build/native/ociruntime"   # relative to setup.py, as data_files wants
+FRONT_END = "build/native/ociruntime"   # relative to setup.py
 CFLAGS = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"]
 
 # name -> (sources in csrc/, libraries); built into the package directory.

@@ -202,33 +202,30 @@ def test_a_died_init_is_stopped_and_start_says_so(oci, isolated):
     assert r.returncode == 0, r.stderr
 
 
-def test_racing_deletes_one_wins(oci):
-    cid = created(oci, ["true"])
-    oci.ok("start", cid)
-    wait_status(oci, cid, "stopped")
+def race(oci, *args, n=4):
+    """n copies of one command at once: exactly one succeeds; the results."""
     results = []
-    threads = [threading.Thread(target=lambda: results.append(oci.cmd("delete", cid)))
-               for _ in range(4)]
+    threads = [threading.Thread(target=lambda: results.append(oci.cmd(*args))) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(r.returncode for r in results) == [0, 1, 1, 1], [r.stderr for r in results]
-    for r in results:
+    assert sorted(r.returncode for r in results) == [0] + [1] * (n - 1), [r.stderr for r in results]
+    return results
+
+
+def test_racing_deletes_one_wins(oci):
+    cid = created(oci, ["true"])
+    oci.ok("start", cid)
+    wait_status(oci, cid, "stopped")
+    for r in race(oci, "delete", cid):
         if r.returncode:
             assert_one_line_error(r, f'container "{cid}" does not exist')
 
 
 def test_racing_starts_start_once(oci):
     cid = created(oci)
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(oci.cmd("start", cid)))
-               for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(r.returncode for r in results) == [0, 1, 1, 1], [r.stderr for r in results]
+    race(oci, "start", cid)
     assert oci.state(cid)["status"] == "running"
     oci.ok("delete", "-f", cid)
 
