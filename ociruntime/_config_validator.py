@@ -310,26 +310,13 @@ def _d_Process(x):
 
 
 def _d_Hook(x):
-    if not isinstance(x, dict):
-        return '', _r(x) + " is not of type 'object'"
-    if 'path' not in x:
-        return '', "'path' is a required property"
-    if (v91 := x.get('path', _MISSING)) is not _MISSING and not isinstance(v91, str):
-        return '.path', _r(v91) + " is not of type 'string'"
-    if (v92 := x.get('args', _MISSING)) is not _MISSING and (e93 := _d_ArrayOfStrings(v92)) is not None:
-        return '.args' + e93[0], e93[1]
-    if (v94 := x.get('env', _MISSING)) is not _MISSING and (e95 := _d_ArrayOfStrings(v94)) is not None:
-        return '.env' + e95[0], e95[1]
-    if (v96 := x.get('timeout', _MISSING)) is not _MISSING and _nint(v96, 1, None):
-        return '.timeout', _int_msg(v96, 1, None)
+    from ociruntime._config_validator_rare import _d_Hook as f
+    return f(x)
 
 
 def _d_ArrayOfHooks(x):
-    if not isinstance(x, list):
-        return '', _r(x) + " is not of type 'array'"
-    for i88, v89 in enumerate(x):
-        if (e90 := _d_Hook(v89)) is not None:
-            return '[' + str(i88) + ']' + e90[0], e90[1]
+    from ociruntime._config_validator_rare import _d_ArrayOfHooks as f
+    return f(x)
 
 
 def _d_mapStringString(x):
@@ -563,72 +550,8 @@ def _d_Resources(x):
 
 
 def _d_Seccomp(x):
-    if not isinstance(x, dict):
-        return '', _r(x) + " is not of type 'object'"
-    if 'defaultAction' not in x:
-        return '', "'defaultAction' is a required property"
-    if (v239 := x.get('defaultAction', _MISSING)) is not _MISSING and not (isinstance(v239, str) and v239 in _E14):
-        return '.defaultAction', _r(v239) + " is not one of ['SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREAD', 'SCMP_ACT_TRAP', 'SCMP_ACT_ERRNO', 'SCMP_ACT_TRACE', 'SCMP_ACT_ALLOW', 'SCMP_ACT_LOG', 'SCMP_ACT_NOTIFY']"
-    if (v240 := x.get('defaultErrnoRet', _MISSING)) is not _MISSING and _nint(v240, 0, 4294967295):
-        return '.defaultErrnoRet', _int_msg(v240, 0, 4294967295)
-    if (v241 := x.get('architectures', _MISSING)) is not _MISSING:
-        if not isinstance(v241, list):
-            return '.architectures', _r(v241) + " is not of type 'array'"
-        for i242, v243 in enumerate(v241):
-            if not (isinstance(v243, str) and v243 in _E15):
-                return '.architectures[' + str(i242) + ']', _r(v243) + " is not one of ['SCMP_ARCH_X86', 'SCMP_ARCH_X86_64', 'SCMP_ARCH_X32', 'SCMP_ARCH_ARM', 'SCMP_ARCH_AARCH64', 'SCMP_ARCH_LOONGARCH64', 'SCMP_ARCH_M68K', 'SCMP_ARCH_MIPS', 'SCMP_ARCH_MIPS64', 'SCMP_ARCH_MIPS64N32', 'SCMP_ARCH_MIPSEL', 'SCMP_ARCH_MIPSEL64', 'SCMP_ARCH_MIPSEL64N32', 'SCMP_ARCH_PPC', 'SCMP_ARCH_PPC64', 'SCMP_ARCH_PPC64LE', 'SCMP_ARCH_S390', 'SCMP_ARCH_S390X', 'SCMP_ARCH_SH', 'SCMP_ARCH_SHEB', 'SCMP_ARCH_PARISC', 'SCMP_ARCH_PARISC64', 'SCMP_ARCH_RISCV64']"
-    if (v244 := x.get('flags', _MISSING)) is not _MISSING:
-        if not isinstance(v244, list):
-            return '.flags', _r(v244) + " is not of type 'array'"
-        for i245, v246 in enumerate(v244):
-            if not (isinstance(v246, str) and v246 in _E16):
-                return '.flags[' + str(i245) + ']', _r(v246) + " is not one of ['SECCOMP_FILTER_FLAG_TSYNC', 'SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW', 'SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV']"
-    if (v247 := x.get('listenerPath', _MISSING)) is not _MISSING and not isinstance(v247, str):
-        return '.listenerPath', _r(v247) + " is not of type 'string'"
-    if (v248 := x.get('listenerMetadata', _MISSING)) is not _MISSING and not isinstance(v248, str):
-        return '.listenerMetadata', _r(v248) + " is not of type 'string'"
-    if (v249 := x.get('syscalls', _MISSING)) is not _MISSING:
-        if not isinstance(v249, list):
-            return '.syscalls', _r(v249) + " is not of type 'array'"
-        for i250, v251 in enumerate(v249):
-            if not isinstance(v251, dict):
-                return '.syscalls[' + str(i250) + ']', _r(v251) + " is not of type 'object'"
-            if 'names' not in v251:
-                return '.syscalls[' + str(i250) + ']', "'names' is a required property"
-            if 'action' not in v251:
-                return '.syscalls[' + str(i250) + ']', "'action' is a required property"
-            if (v252 := v251.get('names', _MISSING)) is not _MISSING:
-                if not isinstance(v252, list):
-                    return '.syscalls[' + str(i250) + '].names', _r(v252) + " is not of type 'array'"
-                if len(v252) < 1:
-                    return '.syscalls[' + str(i250) + '].names', _r(v252) + ' should be non-empty'
-                for i253, v254 in enumerate(v252):
-                    if not isinstance(v254, str):
-                        return '.syscalls[' + str(i250) + '].names[' + str(i253) + ']', _r(v254) + " is not of type 'string'"
-            if (v255 := v251.get('action', _MISSING)) is not _MISSING and not (isinstance(v255, str) and v255 in _E14):
-                return '.syscalls[' + str(i250) + '].action', _r(v255) + " is not one of ['SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREAD', 'SCMP_ACT_TRAP', 'SCMP_ACT_ERRNO', 'SCMP_ACT_TRACE', 'SCMP_ACT_ALLOW', 'SCMP_ACT_LOG', 'SCMP_ACT_NOTIFY']"
-            if (v256 := v251.get('errnoRet', _MISSING)) is not _MISSING and _nint(v256, 0, 4294967295):
-                return '.syscalls[' + str(i250) + '].errnoRet', _int_msg(v256, 0, 4294967295)
-            if (v257 := v251.get('args', _MISSING)) is not _MISSING:
-                if not isinstance(v257, list):
-                    return '.syscalls[' + str(i250) + '].args', _r(v257) + " is not of type 'array'"
-                for i258, v259 in enumerate(v257):
-                    if not isinstance(v259, dict):
-                        return '.syscalls[' + str(i250) + '].args[' + str(i258) + ']', _r(v259) + " is not of type 'object'"
-                    if 'index' not in v259:
-                        return '.syscalls[' + str(i250) + '].args[' + str(i258) + ']', "'index' is a required property"
-                    if 'value' not in v259:
-                        return '.syscalls[' + str(i250) + '].args[' + str(i258) + ']', "'value' is a required property"
-                    if 'op' not in v259:
-                        return '.syscalls[' + str(i250) + '].args[' + str(i258) + ']', "'op' is a required property"
-                    if (v260 := v259.get('index', _MISSING)) is not _MISSING and _nint(v260, 0, 4294967295):
-                        return '.syscalls[' + str(i250) + '].args[' + str(i258) + '].index', _int_msg(v260, 0, 4294967295)
-                    if (v261 := v259.get('value', _MISSING)) is not _MISSING and _nint(v261, 0, 18446744073709551615):
-                        return '.syscalls[' + str(i250) + '].args[' + str(i258) + '].value', _int_msg(v261, 0, 18446744073709551615)
-                    if (v262 := v259.get('valueTwo', _MISSING)) is not _MISSING and _nint(v262, 0, 18446744073709551615):
-                        return '.syscalls[' + str(i250) + '].args[' + str(i258) + '].valueTwo', _int_msg(v262, 0, 18446744073709551615)
-                    if (v263 := v259.get('op', _MISSING)) is not _MISSING and not (isinstance(v263, str) and v263 in _E17):
-                        return '.syscalls[' + str(i250) + '].args[' + str(i258) + '].op', _r(v263) + " is not one of ['SCMP_CMP_NE', 'SCMP_CMP_LT', 'SCMP_CMP_LE', 'SCMP_CMP_EQ', 'SCMP_CMP_GE', 'SCMP_CMP_GT', 'SCMP_CMP_MASKED_EQ']"
+    from ociruntime._config_validator_rare import _d_Seccomp as f
+    return f(x)
 
 
 def _d_Linux(x):
@@ -724,75 +647,13 @@ def _d_Linux(x):
 
 
 def _d_FreeBSD(x):
-    if not isinstance(x, dict):
-        return '', _r(x) + " is not of type 'object'"
-    if (v276 := x.get('devices', _MISSING)) is not _MISSING:
-        if not isinstance(v276, list):
-            return '.devices', _r(v276) + " is not of type 'array'"
-        for i277, v278 in enumerate(v276):
-            if not isinstance(v278, dict):
-                return '.devices[' + str(i277) + ']', _r(v278) + " is not of type 'object'"
-            if (v279 := v278.get('path', _MISSING)) is not _MISSING and not isinstance(v279, str):
-                return '.devices[' + str(i277) + '].path', _r(v279) + " is not of type 'string'"
-            if (v280 := v278.get('mode', _MISSING)) is not _MISSING and _nint(v280, 0, 4294967295):
-                return '.devices[' + str(i277) + '].mode', _int_msg(v280, 0, 4294967295)
-    if (v281 := x.get('jail', _MISSING)) is not _MISSING:
-        if not isinstance(v281, dict):
-            return '.jail', _r(v281) + " is not of type 'object'"
-        if (v282 := v281.get('parent', _MISSING)) is not _MISSING and not isinstance(v282, str):
-            return '.jail.parent', _r(v282) + " is not of type 'string'"
-        if (v283 := v281.get('host', _MISSING)) is not _MISSING and not (isinstance(v283, str) and v283 in _E20):
-            return '.jail.host', _r(v283) + " is not one of ['new', 'inherit']"
-        if (v284 := v281.get('ip4', _MISSING)) is not _MISSING and not (isinstance(v284, str) and v284 in _E21):
-            return '.jail.ip4', _r(v284) + " is not one of ['disable', 'new', 'inherit']"
-        if (v285 := v281.get('ip6', _MISSING)) is not _MISSING and not (isinstance(v285, str) and v285 in _E21):
-            return '.jail.ip6', _r(v285) + " is not one of ['disable', 'new', 'inherit']"
-        if (v286 := v281.get('vnet', _MISSING)) is not _MISSING and not (isinstance(v286, str) and v286 in _E20):
-            return '.jail.vnet', _r(v286) + " is not one of ['new', 'inherit']"
-        if (v287 := v281.get('sysvmsg', _MISSING)) is not _MISSING and not (isinstance(v287, str) and v287 in _E21):
-            return '.jail.sysvmsg', _r(v287) + " is not one of ['disable', 'new', 'inherit']"
-        if (v288 := v281.get('sysvsem', _MISSING)) is not _MISSING and not (isinstance(v288, str) and v288 in _E21):
-            return '.jail.sysvsem', _r(v288) + " is not one of ['disable', 'new', 'inherit']"
-        if (v289 := v281.get('sysvshm', _MISSING)) is not _MISSING and not (isinstance(v289, str) and v289 in _E21):
-            return '.jail.sysvshm', _r(v289) + " is not one of ['disable', 'new', 'inherit']"
-        if (v290 := v281.get('enforceStatfs', _MISSING)) is not _MISSING and _nint(v290, 0, 255):
-            return '.jail.enforceStatfs', _int_msg(v290, 0, 255)
-        if (v291 := v281.get('allow', _MISSING)) is not _MISSING:
-            if not isinstance(v291, dict):
-                return '.jail.allow', _r(v291) + " is not of type 'object'"
-            if (v292 := v291.get('setHostname', _MISSING)) is not _MISSING and not isinstance(v292, bool):
-                return '.jail.allow.setHostname', _r(v292) + " is not of type 'boolean'"
-            if (v293 := v291.get('rawSockets', _MISSING)) is not _MISSING and not isinstance(v293, bool):
-                return '.jail.allow.rawSockets', _r(v293) + " is not of type 'boolean'"
-            if (v294 := v291.get('chflags', _MISSING)) is not _MISSING and not isinstance(v294, bool):
-                return '.jail.allow.chflags', _r(v294) + " is not of type 'boolean'"
-            if (v295 := v291.get('mount', _MISSING)) is not _MISSING and (e296 := _d_ArrayOfStrings(v295)) is not None:
-                return '.jail.allow.mount' + e296[0], e296[1]
-            if (v297 := v291.get('quotas', _MISSING)) is not _MISSING and not isinstance(v297, bool):
-                return '.jail.allow.quotas', _r(v297) + " is not of type 'boolean'"
-            if (v298 := v291.get('socketAf', _MISSING)) is not _MISSING and not isinstance(v298, bool):
-                return '.jail.allow.socketAf', _r(v298) + " is not of type 'boolean'"
-            if (v299 := v291.get('reservedPorts', _MISSING)) is not _MISSING and not isinstance(v299, bool):
-                return '.jail.allow.reservedPorts', _r(v299) + " is not of type 'boolean'"
-            if (v300 := v291.get('suser', _MISSING)) is not _MISSING and not isinstance(v300, bool):
-                return '.jail.allow.suser', _r(v300) + " is not of type 'boolean'"
+    from ociruntime._config_validator_rare import _d_FreeBSD as f
+    return f(x)
 
 
 def _d_ZOS(x):
-    if not isinstance(x, dict):
-        return '', _r(x) + " is not of type 'object'"
-    if (v303 := x.get('namespaces', _MISSING)) is not _MISSING:
-        if not isinstance(v303, list):
-            return '.namespaces', _r(v303) + " is not of type 'array'"
-        for i304, v305 in enumerate(v303):
-            if not isinstance(v305, dict):
-                return '.namespaces[' + str(i304) + ']', _r(v305) + " is not of type 'object'"
-            if 'type' not in v305:
-                return '.namespaces[' + str(i304) + ']', "'type' is a required property"
-            if (v306 := v305.get('type', _MISSING)) is not _MISSING and not (isinstance(v306, str) and v306 in _E22):
-                return '.namespaces[' + str(i304) + '].type', _r(v306) + " is not one of ['pid', 'mount', 'ipc', 'uts']"
-            if (v307 := v305.get('path', _MISSING)) is not _MISSING and not isinstance(v307, str):
-                return '.namespaces[' + str(i304) + '].path', _r(v307) + " is not of type 'string'"
+    from ociruntime._config_validator_rare import _d_ZOS as f
+    return f(x)
 
 
 def _validate(x):
