@@ -3,11 +3,20 @@
 """The config validator's parts for sections a Linux container's config
 seldom has (seccomp, hooks, FreeBSD, z/OS): _config_validator imports
 this module the first time a config has one of them."""
-from ociruntime import _config_validator as _main
-
-# Its helpers, constants and other validators; the functions below replace
-# the stubs that import them.
-globals().update((k, v) for k, v in vars(_main).items() if k[:1] == "_" and k[:2] != "__")
+from ociruntime._config_validator import (
+    _E14,
+    _E15,
+    _E16,
+    _E17,
+    _E20,
+    _E21,
+    _E22,
+    _MISSING,
+    _d_ArrayOfStrings,
+    _int_msg,
+    _nint,
+    _r,
+)
 
 
 def _d_Hook(x):

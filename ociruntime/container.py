@@ -224,14 +224,8 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, co
         for fd in init_sync:   # the init's copy is the one that counts: EOF when it is gone
             os.close(fd)
         init_sync = ()
-        on_hooks = None
-        if hooks_cfg.get("prestart") or hooks_cfg.get("createRuntime"):
-            def on_hooks(pid):
-                from ociruntime import hooks
-                st = hooks.state(c.data, "creating", pid)
-                hooks.run("prestart", hooks_cfg.get("prestart"), st)
-                hooks.run("createRuntime", hooks_cfg.get("createRuntime"), st)
-        return _handshake(sync, first, cfg, cg, pids, bool(ns.joined), on_hooks=on_hooks)
+        return _handshake(sync, first, cfg, cg, pids, bool(ns.joined),
+                          on_hooks=_runtime_hooks(c, hooks_cfg))
     finally:
         for fd in (fifo_fd, *sync, *init_sync, console_fd, listener_fd, report_fd):
             if fd >= 0:
@@ -239,6 +233,20 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, co
         if ctx is not None:
             for fd in ctx.spawn_fds:
                 os.close(fd)
+
+
+def _runtime_hooks(c, hooks_cfg):
+    """What runs the prestart and createRuntime hooks when the init asks
+    (after its mounts), or None if the config has neither."""
+    if not (hooks_cfg.get("prestart") or hooks_cfg.get("createRuntime")):
+        return None
+
+    def run(pid):
+        from ociruntime import hooks
+        st = hooks.state(c.data, "creating", pid)
+        hooks.run("prestart", hooks_cfg.get("prestart"), st)
+        hooks.run("createRuntime", hooks_cfg.get("createRuntime"), st)
+    return run
 
 
 def _handshake(sync, first, cfg, cg, pids, via_intermediate, set_up=None, until_exec=False,
