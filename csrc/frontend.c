@@ -461,7 +461,7 @@ int main(int argc, char **argv)
         run_python();
     const char *cmd = argv[i++];
     const char *pos[3];
-    int npos = 0, force = 0;
+    int npos = 0;
     for (; i < argc; i++) {
         if (argv[i][0] != '-' || !argv[i][1]) {
             if (npos == 3)
@@ -469,12 +469,11 @@ int main(int argc, char **argv)
             pos[npos++] = argv[i];
         } else if (!strcmp(cmd, "delete") && (is_flag(argv[i], "force", &value)
                                              || is_flag(argv[i], "f", &value))) {
-            force = !value || (strcasecmp(value, "false") && strcmp(value, "0"));
+            ;   /* only a stopped container is deleted here: --force changes nothing */
         } else {
             run_python();   /* kill --all, --help, --, or a typo */
         }
     }
-    (void)force;   /* only a stopped container is deleted here: --force changes nothing */
     if (!strcmp(cmd, "state") && npos == 1)
         return cmd_state(root, pos[0]);
     if (!strcmp(cmd, "start") && npos == 1)
