@@ -60,7 +60,7 @@ def test_v2_files_exact(v2tree):
         "memory": {"limit": 1 << 20, "swap": 3 << 20, "reservation": 1 << 19},
         "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "burst": 1000, "idle": 1,
                 "cpus": "0", "mems": "0"},
-        "pids": {"limit": 0},
+        "pids": {"limit": 9},
         "blockIO": {"weight": 500, "weightDevice": [{"major": 8, "minor": 0, "weight": 100}],
                     "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}],
                     "throttleWriteIOPSDevice": [{"major": 8, "minor": 16, "rate": 10}]},
@@ -74,7 +74,7 @@ def test_v2_files_exact(v2tree):
         ("memory.swap.max", str(2 << 20)), ("memory.max", str(1 << 20)), ("memory.low", str(1 << 19)),
         ("cpuset.cpus", "0"), ("cpuset.mems", "0"),
         ("cpu.weight", "39"), ("cpu.max", "50000 100000"), ("cpu.max.burst", "1000"), ("cpu.idle", "1"),
-        ("pids.max", "0"),
+        ("pids.max", "9"),
         ("io.weight", "default 4950"), ("io.weight", "8:0 910"), ("io.max", "8:0 rbps=1048576"),
         ("io.max", "8:16 wiops=10"),
         ("hugetlb.2MB.max", "4194304"), ("hugetlb.2MB.rsvd.max", "4194304"),
@@ -84,7 +84,7 @@ def test_v2_files_exact(v2tree):
     resources.write_all(writes)
     assert _read(ctr, "memory.max") == str(1 << 20)
     assert _read(ctr, "cpu.max") == "50000 100000"
-    assert _read(ctr, "pids.max") == "0"
+    assert _read(ctr, "pids.max") == "9"
     assert _read(ctr, "io.max") == "8:16 wiops=10"   # one write per line, as the kernel wants
     # the controllers were enabled in the ancestors, not in the container's directory
     assert "+" in _read(root, "cgroup.subtree_control")
@@ -254,3 +254,16 @@ def test_systemd_paths():
     if not systemd.systemd_running():
         with pytest.raises(OciError, match="systemd is not running"):
             systemd.check_available()
+
+
+def test_v2_zero_means_unset(v2tree):
+    """Docker's zeros write nothing on v2 either (runc's numToStr); an
+    unlimited memory limit with swap 0 makes swap unlimited too."""
+    _root, _ctr, mgr = v2tree
+    zeros = {"memory": {"limit": 0, "reservation": 0, "swap": 0, "kernel": 0, "kernelTCP": 0},
+             "cpu": {"shares": 0, "quota": 0, "period": 0, "realtimeRuntime": 0, "realtimePeriod": 0},
+             "pids": {"limit": 0}, "blockIO": {"weight": 0, "leafWeight": 0,
+                                              "weightDevice": [{"major": 8, "minor": 0, "weight": 0}]}}
+    assert resources.plan(mgr, zeros) == []
+    got = [(n, v) for _d, n, v, _f in resources.plan(mgr, {"memory": {"limit": -1, "swap": 0}})]
+    assert got == [("memory.swap.max", "max"), ("memory.max", "max")]
