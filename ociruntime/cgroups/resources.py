@@ -360,22 +360,29 @@ def plan(mgr, res, update=False):
     return w.out
 
 
-def write_all(writes):
+def write_all(writes, journal=None):
+    """Write each in order.  With a journal (update), first check that every
+    file is there, and note how to undo each write as it is made."""
+    write = journal.write if journal is not None else write_file
+    if journal is not None:
+        for d, name, _value, field in writes:
+            if not os.path.exists(os.path.join(d, name)):
+                raise OciError(f"{field}: {d}/{name}: this host's kernel has no such cgroup file")
     for d, name, value, field in writes:
         if name == "cpu.cfs_period_us":
-            _write_period_v1(d, value, field)
+            _write_period_v1(d, value, field, write)
         else:
-            write_file(os.path.join(d, name), value, field)
+            write(os.path.join(d, name), value, field)
 
 
-def _write_period_v1(d, value, field):
+def _write_period_v1(d, value, field, write):
     # A smaller period can be refused while the old quota exceeds it
     # (with cpu.cfs_burst_us): runc retries after the quota is written.
     try:
-        write_file(os.path.join(d, "cpu.cfs_period_us"), value, field)
+        write(os.path.join(d, "cpu.cfs_period_us"), value, field)
     except OciError:
-        write_file(os.path.join(d, "cpu.cfs_quota_us"), "-1", field)
-        write_file(os.path.join(d, "cpu.cfs_period_us"), value, field)
+        write(os.path.join(d, "cpu.cfs_quota_us"), "-1", field)
+        write(os.path.join(d, "cpu.cfs_period_us"), value, field)
 
 
 def apply_config(mgr, cfg, source="config.json"):
@@ -390,9 +397,21 @@ def apply_config(mgr, cfg, source="config.json"):
 
 
 def apply_update(mgr, res):
-    """`update`: only what res names.  Device rules, if given, replace the
-    container's (with the default devices, as at create)."""
-    from ociruntime.cgroups import devices
-    write_all(plan(mgr, res, update=True))
-    if res.get("devices"):
-        devices.apply(mgr, devices.rules_for(res["devices"], None), explicit=True)
+    """`update`: only what res names, all or nothing: every value is
+    checked and every file found before the first write, and a write the
+    kernel refuses undoes the ones before it (rollback.py).  Device rules,
+    if given, replace the container's (with the default devices, as at
+    create), after the rest."""
+    from ociruntime.cgroups import devices, rollback
+    rules = devices.rules_for(res["devices"], None) if res.get("devices") else None
+    writes = plan(mgr, res, update=True)
+    journal = rollback.Journal()
+    try:
+        write_all(writes, journal)
+        if rules is not None:
+            devices.apply(mgr, rules, explicit=True)
+    except OciError as e:
+        failed = journal.roll_back()
+        if failed:
+            raise OciError(f"{e}; and could not put back the old value of {', '.join(failed)}") from None
+        raise OciError(f"{e} (nothing was changed)") from None
