@@ -232,3 +232,19 @@ def test_update_with_a_file_the_kernel_lacks_writes_nothing(oci):
     _refused(r, "linux.resources.blockIO.leafWeight")
     assert "no such cgroup file" in r.stderr
     assert files(oci, cid) == before
+
+
+@need_v1("memory", "cpu", "cpuset", "pids")
+@pytest.mark.parametrize("res, field", [
+    ({"memory": {"limit": "64m"}}, "linux.resources.memory.limit"),
+    ({"cpu": []}, "linux.resources.cpu"),
+    ({"pids": {"limit": 1.5}}, "linux.resources.pids.limit"),
+    ({"blockIO": {"throttleReadBpsDevice": [{"major": 8}]}},
+     "linux.resources.blockIO.throttleReadBpsDevice[0]"),
+])
+def test_update_with_a_wrong_type_names_the_field(oci, res, field):
+    cid = sleeper(oci, LIMITED)
+    before = files(oci, cid)
+    r = oci.cmd("update", "--resources", "-", cid, input=json.dumps(dict(CHANGES, **res)))
+    _refused(r, field)
+    assert files(oci, cid) == before
