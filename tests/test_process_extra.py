@@ -238,6 +238,19 @@ def test_domainname(oci):
         assert f.read().strip() != "example.org"
 
 
+@pytest.mark.parametrize("sysctl", ["example.org", "other.example"])
+def test_domainname_sysctl_is_accepted_as_runc(oci, sysctl):
+    """runc 1.1.5 and crun take a kernel.domainname sysctl beside the
+    domainname field (it is the uts namespace's); the sysctl is written
+    last, so it wins where they differ (runc here: "busybox e")."""
+    cfg = busybox_config(["cat", "/proc/sys/kernel/domainname", "/proc/sys/kernel/hostname"])
+    cfg["domainname"] = "example.org"
+    cfg["linux"]["sysctl"] = {"kernel.domainname": sysctl}
+    code, out, err = oci.run_output(cfg=cfg)
+    assert code == 0, err
+    assert out.split() == [sysctl, "busybox"]
+
+
 def test_intel_rdt_is_a_clear_error_here(oci):
     """config-linux.md intelRdt: the runtime MUST write the pid into resctrl;
     without resctrl that cannot be done: an error, nothing left behind."""
