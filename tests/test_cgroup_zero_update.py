@@ -251,3 +251,37 @@ def test_update_with_a_wrong_type_names_the_field(oci, res, field):
     r = oci.cmd("update", "--resources", "-", cid, input=json.dumps(dict(CHANGES, **res)))
     _refused(r, field)
     assert files(oci, cid) == before
+
+
+@need_v1("devices", "pids")
+def test_update_refused_device_rule_puts_the_rules_back(oci):
+    """The parent cgroup denies c 10:200 rw: the update's rule allowing it is
+    refused after the old rules were cleared (v1 rewrites them: deny all,
+    then allow each): the old rules and the pids limit come back, and the
+    container can still use /dev/null."""
+    _, mnt = LAYOUT.locate("devices")
+    parent = f"ocitest-devparent-{os.urandom(4).hex()}"
+    cid = oci.new_id()
+    os.mkdir(os.path.join(mnt, parent))
+    try:
+        with open(os.path.join(mnt, parent, "devices.deny"), "w") as f:
+            f.write("c 10:200 rw")
+        cfg = busybox_config(["sleep", "1000"])
+        cfg["linux"]["resources"] = {"pids": {"limit": 50}}
+        cfg["linux"]["cgroupsPath"] = f"/{parent}/{cid}"
+        r = oci.create("-b", oci.bundle(cfg), cid)
+        assert r.returncode == 0, r.stderr
+        oci.ok("start", cid)
+        d = cgdir(oci, cid, "devices")
+        before = read(d + "/devices.list")
+        res = {"pids": {"limit": 20},
+               "devices": [{"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"}]}
+        r = oci.cmd("update", "--resources", "-", cid, input=json.dumps(res))
+        _refused(r, "linux.resources.devices")
+        assert read(d + "/devices.list") == before
+        assert read(cgdir(oci, cid, "pids") + "/pids.max") == "50"
+        out = oci.ok("exec", cid, "sh", "-c", "echo x > /dev/null && echo ok").stdout
+        assert out.strip() == "ok"
+    finally:
+        oci.cmd("delete", "--force", cid)   # its cgroup first, then the parent we made
+        os.rmdir(os.path.join(mnt, parent))
