@@ -1,0 +1,177 @@
+"""CVE-2019-5736 for real: the image overwrites the runtime's own binary.
+
+The image's /bin/victim is `#!/proc/self/exe`.  When a binary of ours (the
+init, exec's process, the init's hook runner) execs it, the kernel runs
+/proc/self/exe -- whatever that binary was executed from -- with the
+image's /lib64/ld-linux-x86-64.so.2 as its interpreter, and that exec makes
+the process dumpable again.  The image's ld.so (exe_overwrite_ldso.c, a
+static program of ours) keeps an O_PATH fd on /proc/self/exe, stops
+executing the file, and reopens it for writing as soon as nothing executes
+it any more.  Had the binary been the host's file in site-packages, the next
+create or exec would run the image's bytes as host root.
+
+Each case attacks a private copy of the installed runtime (a successful
+attack must not break the shared one) and checks from the host that no file
+of that copy changed, and from inside what /proc/self/exe was: a sealed
+memfd (`/memfd:ociruntime-init`), whose writes fail.
+"""
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import REPO, busybox_config
+
+pytestmark = pytest.mark.skipif(platform.machine() != "x86_64",
+                                reason="the attacker's ld.so is x86-64 code")
+
+ATTACKER_SRC = REPO / "tests" / "exe_overwrite_ldso.c"
+PYTHON = REPO / ".venv" / "bin" / "python"
+MARKER = "PWNED-BY-CONTAINER"
+
+
+@pytest.fixture(scope="module")
+def attacker(tmp_path_factory):
+    out = tmp_path_factory.mktemp("attacker") / "ld.so"
+    r = subprocess.run(["gcc", "-static", "-nostdlib", "-fno-pie", "-no-pie", "-fno-stack-protector",
+                        "-fno-builtin", "-O1", "-o", str(out), str(ATTACKER_SRC)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot build the attacker's static ld.so: {r.stderr.strip()[:200]}")
+    return out
+
+
+class PrivateRuntime:
+    """A copy of the installed package (its ociruntime-init, _core and
+    Python), run as `python -m ociruntime` with the copy first on the path."""
+
+    def __init__(self, oci, tmp):
+        self.oci = oci
+        self.pkg = tmp / "private-runtime"
+        shutil.copytree(REPO / "ociruntime", self.pkg / "ociruntime", symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        # -S and a cwd of its own: neither the editable install's .pth nor
+        # the current directory may bring in the worktree's package.
+        site = subprocess.run([PYTHON, "-c", "import cffi, os; print(os.path.dirname(cffi.__path__[0]))"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": f"{self.pkg}:{site}"}
+        r = subprocess.run([PYTHON, "-S", "-c", "import ociruntime.core as c; print(c.INIT_EXE)"],
+                           env=self.env, cwd=self.pkg, capture_output=True, text=True, timeout=60)
+        assert r.stdout.strip() == str(self.pkg / "ociruntime" / "ociruntime-init"), r
+        self.before = self.hashes()
+
+    def hashes(self):
+        out = {}
+        for top, _, files in os.walk(self.pkg):
+            for name in files:
+                path = os.path.join(top, name)
+                if "__pycache__" not in path:
+                    with open(path, "rb") as f:
+                        out[path] = hashlib.sha256(f.read()).hexdigest()
+        return out
+
+    def cmd(self, *args, **kw):
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        kw.setdefault("timeout", 60)
+        return subprocess.run([PYTHON, "-S", "-m", "ociruntime", "--root", self.oci.root,
+                               *map(str, args)], env=self.env, cwd=self.pkg, **kw)
+
+    def ok(self, *args, **kw):
+        r = self.cmd(*args, **kw)
+        assert r.returncode == 0, f"ociruntime {' '.join(map(str, args))}: {r.stderr}"
+        return r
+
+    def create(self, *args):
+        """stdio on a file: the init keeps it."""
+        with open(self.oci.tmp / "create.log", "a+") as log:
+            r = self.cmd("create", *args, capture_output=False, stdin=subprocess.DEVNULL,
+                         stdout=log, stderr=log)
+            log.seek(0)
+            assert r.returncode == 0, log.read()
+
+
+def _bundle(oci, attacker, args, report_dir):
+    cfg = busybox_config(args)
+    cfg["mounts"].append({"destination": "/report", "type": "bind", "source": str(report_dir),
+                          "options": ["rbind", "rw"]})
+    b = oci.bundle(cfg)
+    rootfs = b / "rootfs"
+    (rootfs / "lib64").mkdir(exist_ok=True)
+    shutil.copy(attacker, rootfs / "lib64" / "ld-linux-x86-64.so.2")
+    (rootfs / "bin" / "victim").unlink(missing_ok=True)
+    (rootfs / "bin" / "victim").write_text("#!/proc/self/exe\n")
+    os.chmod(rootfs / "bin" / "victim", 0o755)
+    (rootfs / "report").mkdir(exist_ok=True)
+    return b, cfg
+
+
+def _set_config(b, cfg):
+    (b / "config.json").write_text(json.dumps(cfg, indent=1))
+
+
+def _wait_report(path):
+    """The attacker's lines once it is done (it gives up after 10 s)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if path.exists():
+            lines = path.read_text().splitlines()
+            if any(l.startswith("done") for l in lines):
+                return lines
+        time.sleep(0.05)
+    raise AssertionError(f"the attacker never finished: {path.read_text() if path.exists() else 'no report'}")
+
+
+VICTIM = ["/bin/victim", "/report/out", "wait"]
+
+
+@pytest.mark.parametrize("how", ["run", "create", "exec", "exec-p", "startContainer-hook"])
+def test_container_cannot_overwrite_the_runtime_binary(oci, attacker, tmp_path, how):
+    priv = PrivateRuntime(oci, tmp_path)
+    report_dir = tmp_path / "report"
+    report_dir.mkdir()
+    report = report_dir / "out"
+    cid = oci.new_id()
+    sleeper = ["sleep", "1000"]
+    b, cfg = _bundle(oci, attacker, VICTIM if how in ("run", "create") else sleeper, report_dir)
+    if how == "startContainer-hook":
+        # The init's hook runner execs it in the container, right before
+        # the process: the init still executes our binary meanwhile.
+        cfg["hooks"] = {"startContainer": [{"path": "/bin/victim",
+                                            "args": ["victim", "/report/out", "detach"]}]}
+        _set_config(b, cfg)
+    if how == "run":
+        r = priv.cmd("run", "-b", b, cid)
+        assert r.returncode == 0, r.stderr
+    else:
+        priv.create("-b", b, cid)
+        pid = json.loads(priv.ok("state", cid).stdout)["pid"]
+        # The waiting init, visible in the container as pid 1 (checked last).
+        waiting_exe = os.readlink(f"/proc/{pid}/exe")
+        priv.ok("start", cid)
+        if how == "exec":
+            r = priv.cmd("exec", cid, *VICTIM)
+            assert r.returncode == 0, r.stderr
+        elif how == "exec-p":
+            proc = {"args": VICTIM, "cwd": "/", "user": {"uid": 0, "gid": 0},
+                    "env": ["PATH=/bin"], "terminal": False}
+            (tmp_path / "process.json").write_text(json.dumps(proc))
+            r = priv.cmd("exec", "-p", tmp_path / "process.json", cid)
+            assert r.returncode == 0, r.stderr
+    lines = _wait_report(report)
+    if how in ("create", "exec", "exec-p", "startContainer-hook"):
+        priv.ok("delete", "--force", cid)
+    changed = [p for p, h in priv.hashes().items() if priv.before.get(p) != h]
+    assert not changed, f"the container rewrote {changed}: {lines}"
+    # What /proc/self/exe was inside: the sealed copy, never a host file,
+    # and writing to it failed (open may succeed once no one executes it).
+    exe = next(l for l in lines if l.startswith("exe "))
+    assert exe.startswith("exe /memfd:ociruntime-init"), lines
+    assert not any(l.startswith("write ") and int(l.split()[1]) > 0 for l in lines), lines
+    if how != "run":
+        assert waiting_exe.startswith("/memfd:ociruntime-init"), waiting_exe
