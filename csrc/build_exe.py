@@ -21,7 +21,7 @@ PACKAGE_EXES = {
     # plan; it clones the init, which runs the plan (plan.c and the steps).
     "ociruntime-init": (["spawn.c", "plan.c", "sync.c", "mounts.c", "mounts_extra.c", "process.c",
                          "process_extra.c", "terminal.c", "seccomp.c", "keyring.c", "hooks.c",
-                         "hook_step.c"], ["seccomp"]),
+                         "hook_step.c", "sealed_exe.c"], ["seccomp"]),
 }
 
 

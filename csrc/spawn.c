@@ -18,7 +18,10 @@
  * (OP_CLONE).  It reports that child's pid on REPORT_FD (MSG_PID), or why
  * there is none (MSG_ERROR), and exits; the runtime reaps it.  runc's
  * order too: exec first, clone after.  Exec after a clone into a new user
- * namespace would drop every capability there. */
+ * namespace would drop every capability there.
+ *
+ * Before any of that it makes sure that it runs from a sealed memfd, not
+ * from a file the container could reopen for writing (sealed_exe.c). */
 #include "internal.h"
 #include <limits.h>
 #include <sched.h>
@@ -113,6 +116,8 @@ int main(int argc, char **argv)
     int plan_fd = fds[0], report_fd = fds[3];
     /* Until the clone, failures go to the report pipe. */
     struct init_ctx boot = {.sync_in = -1, .sync_out = report_fd, .root_fd = -1};
+    /* Never from a writable file into a namespace (CVE-2019-5736). */
+    ensure_sealed_self(&boot, argv);
     size_t len;
     uint8_t *plan = read_plan(&boot, plan_fd, &len);
     struct step *steps;

@@ -12,8 +12,8 @@ idmapped mounts, cgroup2 device programs, the subreaper of `run`.
 """
 import os
 import sys
-from errno import EPROTO
-from fcntl import F_DUPFD_CLOEXEC, fcntl
+from errno import EINVAL, EIO, EPROTO
+from fcntl import F_ADD_SEALS, F_DUPFD_CLOEXEC, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_WRITE, fcntl
 
 from ociruntime.errors import OciError
 
@@ -24,6 +24,14 @@ MSG_ERROR, MSG_HELLO, MSG_GO, MSG_READY, MSG_PID, MSG_HOOKS = range(1, 7)
 MSG_SIZE = 512
 
 INIT_EXE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ociruntime-init")
+
+# The init runs from a sealed memfd copy of INIT_EXE, never from the file
+# (CVE-2019-5736: see csrc/sealed_exe.c, which checks these seals and
+# makes the copy itself when they are missing).  MFD_EXEC and F_SEAL_EXEC
+# are Linux 6.3's, not in Python 3.11's os and fcntl.
+SEALS = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
+_F_SEAL_EXEC = 0x20
+_MFD_EXEC = 0x10
 
 
 def strerror(err):
@@ -115,12 +123,54 @@ def _start(args, fds, name):
     # dup2 of an fd onto itself clears close-on-exec, in the child only.
     # An empty environment, as runc's init has: the process gets the
     # config's env, and hooks run in the init get their own (or none).
+    # Executed through /proc/self/fd: the kernel opens the memfd before
+    # exec closes it.  argv[0] stays the package's path, for ps.
     passed = dict.fromkeys((*args, *fds))
+    exe = _sealed_copy()
     try:
-        return os.posix_spawn(INIT_EXE, [INIT_EXE, *map(str, args), *name], {},
+        return os.posix_spawn(f"/proc/self/fd/{exe}", [INIT_EXE, *map(str, args), *name], {},
                               file_actions=[(os.POSIX_SPAWN_DUP2, fd, fd) for fd in passed])
     except OSError as e:
-        raise OciError(f"run {INIT_EXE}: {strerror(e.errno)}") from None
+        raise OciError(f"run {INIT_EXE} (sealed copy): {strerror(e.errno)}") from None
+    finally:
+        os.close(exe)
+
+
+def _sealed_copy():
+    """A close-on-exec memfd holding INIT_EXE, sealed so that nothing can
+    change it: 180 kB copied in the kernel, a few syscalls."""
+    try:
+        src = os.open(INIT_EXE, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise OciError(f"open {INIT_EXE}: {strerror(e.errno)}") from None
+    fd = -1
+    try:
+        flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
+        try:
+            fd = os.memfd_create("ociruntime-init", flags | _MFD_EXEC)
+        except OSError as e:   # before Linux 6.3: no MFD_EXEC
+            if e.errno != EINVAL:
+                raise
+            fd = os.memfd_create("ociruntime-init", flags)
+        size, off = os.fstat(src).st_size, 0
+        while off < size:
+            n = os.sendfile(fd, src, off, size - off)
+            if n == 0:
+                raise OSError(EIO, f"{INIT_EXE} ended at {off} of {size} bytes")
+            off += n
+        try:
+            fcntl(fd, F_ADD_SEALS, SEALS | _F_SEAL_EXEC)
+        except OSError as e:   # before Linux 6.3: no F_SEAL_EXEC
+            if e.errno != EINVAL:
+                raise
+            fcntl(fd, F_ADD_SEALS, SEALS)
+        return fd
+    except OSError as e:
+        if fd >= 0:
+            os.close(fd)
+        raise OciError(f"sealed copy of {INIT_EXE}: {strerror(e.errno)}") from None
+    finally:
+        os.close(src)
 
 
 def _send_plan(fd, plan):

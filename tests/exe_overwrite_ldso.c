@@ -14,7 +14,7 @@
  * caller waits for it) forks and lets the hook exit.  Then: open
  * /proc/self/fd/FD for writing, retrying while it is busy (ETXTBSY: some
  * process still executes it) for a bounded time, and overwrite its first
- * bytes with a marker.  Each step is one line in REPORT (a host directory
+ * bytes with a marker, then truncate it.  Each step is one line in REPORT (a host directory
  * bound into the container); "done" last. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -150,8 +150,10 @@ static void stage2(char **argv)
     }
     say("open-for-write", NULL, w);
     say("tries", NULL, tries);
-    if (w >= 0)
+    if (w >= 0) {
         say("write", NULL, sys4(SYS_pwrite64, w, (long)MARKER, len(MARKER), 0));
+        say("truncate", NULL, sys3(SYS_ftruncate, w, 0, 0));
+    }
 }
 
 void __attribute__((used)) start_c(long *sp)

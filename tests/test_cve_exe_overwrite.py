@@ -168,10 +168,117 @@ def test_container_cannot_overwrite_the_runtime_binary(oci, attacker, tmp_path, 
         priv.ok("delete", "--force", cid)
     changed = [p for p, h in priv.hashes().items() if priv.before.get(p) != h]
     assert not changed, f"the container rewrote {changed}: {lines}"
-    # What /proc/self/exe was inside: the sealed copy, never a host file,
-    # and writing to it failed (open may succeed once no one executes it).
+    # What /proc/self/exe was inside: the sealed copy, never a host file.
+    # Opening it for writing may succeed once no one executes it; writing
+    # and truncating fail (EPERM: F_SEAL_WRITE, F_SEAL_SHRINK).
     exe = next(l for l in lines if l.startswith("exe "))
     assert exe.startswith("exe /memfd:ociruntime-init"), lines
-    assert not any(l.startswith("write ") and int(l.split()[1]) > 0 for l in lines), lines
+    result = dict(l.split(" ", 1) for l in lines if l.startswith(("write ", "truncate ")))
+    assert result in ({}, {"write": "-1", "truncate": "-1"}), lines
     if how != "run":
         assert waiting_exe.startswith("/memfd:ociruntime-init"), waiting_exe
+
+
+# -- the sealed copy itself ------------------------------------------------
+
+F_SEAL_EXEC = 0x20
+
+
+def _seals(pid):
+    """The seals of /proc/PID/exe, and its bytes."""
+    import fcntl
+    fd = os.open(f"/proc/{pid}/exe", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with open(fd, "rb", closefd=False) as f:
+            data = f.read()
+        return fcntl.fcntl(fd, fcntl.F_GET_SEALS), os.fstat(fd), data
+    finally:
+        os.close(fd)
+
+
+def _kernel_has_seal_exec():
+    import fcntl
+    fd = os.memfd_create("probe", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, F_SEAL_EXEC)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_init_runs_from_a_sealed_copy(oci):
+    """The waiting init's /proc/PID/exe: a memfd with ociruntime-init's
+    bytes, sealed for good (and against chmod where the kernel can)."""
+    import fcntl
+    from ociruntime import core
+    from ocihelpers import Running
+    with Running(oci, busybox_config(["sleep", "1000"]), start=False) as c:
+        seals, st, data = _seals(c.pid)
+        want = core.SEALS | (F_SEAL_EXEC if _kernel_has_seal_exec() else 0)
+        assert seals & want == want and seals & fcntl.F_SEAL_SEAL, hex(seals)
+        with open(core.INIT_EXE, "rb") as f:
+            assert data == f.read()
+        assert not os.path.samefile(f"/proc/{c.pid}/exe", core.INIT_EXE)
+
+
+def _spawn_from(exe, sync_theirs):
+    """core.spawn, but exec'ing exe (a path) as a caller other than our
+    runtime might: a plan that clones a child that says hello and waits."""
+    from ociruntime import core
+    from ociruntime.plan import Plan
+    plan = Plan().add("CLONE", 0).add("SYNC_HELLO").encode()
+    plan_r, plan_w = os.pipe()
+    report_r, report_w = os.pipe()
+    args = [plan_r, *sync_theirs, report_w]
+    helper = os.posix_spawn(exe, [exe, *map(str, args)], {},
+                            file_actions=[(os.POSIX_SPAWN_DUP2, fd, fd) for fd in args])
+    os.close(plan_r)
+    os.close(report_w)
+    try:
+        core._send_plan(plan_w, plan)
+        return core._first_child(core._read_msg(report_r, "report"))
+    finally:
+        os.close(report_r)
+        os.waitpid(helper, 0)
+
+
+@pytest.mark.parametrize("source", ["host-file", "unsealed-memfd", "half-sealed-memfd"])
+def test_init_started_otherwise_makes_its_own_sealed_copy(source):
+    """Started from the package's file, or from a memfd that is not sealed
+    for good (a fake copy), ociruntime-init execs a sealed copy of itself
+    before it reads its plan: its child runs from that."""
+    import fcntl
+    from ociruntime import core
+    mfd = None
+    if source == "host-file":
+        exe = core.INIT_EXE
+    else:
+        mfd = os.memfd_create("ociruntime-init", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        with open(core.INIT_EXE, "rb") as f:
+            os.write(mfd, f.read())
+        if source == "half-sealed-memfd":   # writable still: no F_SEAL_WRITE
+            fcntl.fcntl(mfd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
+        exe = f"/proc/self/fd/{mfd}"
+    sync, theirs = core.channel()
+    pid = None
+    try:
+        pid = _spawn_from(exe, theirs)
+        for fd in theirs:
+            os.close(fd)
+        theirs = ()
+        assert core.recv(sync)[0] == core.MSG_HELLO
+        assert os.readlink(f"/proc/{pid}/exe").startswith("/memfd:ociruntime-init")
+        seals, st, _ = _seals(pid)
+        assert seals & core.SEALS == core.SEALS, hex(seals)
+        if mfd is not None:
+            assert st.st_ino != os.fstat(mfd).st_ino
+    finally:
+        if pid is not None:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        for fd in (*sync, *theirs):
+            os.close(fd)
+        if mfd is not None:
+            os.close(mfd)
