@@ -8,8 +8,10 @@
  * one that cannot be written: a memfd sealed against writes, shrinking and
  * growing (and against chmod where the kernel has F_SEAL_EXEC).
  *
- * The runtime spawns us from such a copy (core.py: _sealed_copy), so the
- * check below costs an open and an fcntl.  Started any other way -- from the
+ * The runtime spawns us from a memfd copy (core.py: _exe_copy) and hands
+ * us its writable fd (EXE_FD), which we seal here: Python's fcntl() would
+ * add a tenth of a MiB to create's peak RSS.  Then, whoever started us,
+ * /proc/self/exe must carry the seals.  Started any other way -- from the
  * file in site-packages, or from a copy that is not sealed -- we make the
  * sealed copy ourselves and exec it, before reading the plan: nothing of
  * ours enters a namespace from a writable file.  As runc's cloned_binary. */
@@ -28,10 +30,18 @@
 #define F_SEAL_EXEC 0x0020
 #endif
 
-/* The seals that make the content final (core.py: SEALS). */
+/* The seals that make the content final. */
 #define SEALS_REQUIRED (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 
-static int is_sealed_fd(int fd)
+/* Kernels before 6.3 have no F_SEAL_EXEC (EINVAL): the others suffice. */
+static int add_seals(int fd)
+{
+    if (fcntl(fd, F_ADD_SEALS, SEALS_REQUIRED | F_SEAL_EXEC) == 0)
+        return 0;
+    return errno == EINVAL ? fcntl(fd, F_ADD_SEALS, SEALS_REQUIRED) : -1;
+}
+
+static int is_sealed(int fd)
 {
     int seals = fcntl(fd, F_GET_SEALS);
     return seals >= 0 && (seals & SEALS_REQUIRED) == SEALS_REQUIRED;
@@ -60,18 +70,24 @@ static int sealed_copy(struct init_ctx *c, int src)
             die_errno(c, EIO, "sealed copy: /proc/self/exe ended at %lld of %lld bytes",
                       (long long)off, (long long)st.st_size);
     }
-    if (fcntl(fd, F_ADD_SEALS, SEALS_REQUIRED | F_SEAL_EXEC) < 0 &&
-        (errno != EINVAL || fcntl(fd, F_ADD_SEALS, SEALS_REQUIRED) < 0))
+    if (add_seals(fd) < 0)
         die(c, "sealed copy: seal the memfd");
     return fd;
 }
 
-void ensure_sealed_self(struct init_ctx *c, char **argv)
+void ensure_sealed_self(struct init_ctx *c, char **argv, int exe_fd)
 {
+    if (exe_fd >= 0) {
+        /* Whatever this fd is, the check below decides: a seal that fails
+         * (not a memfd, not writable, gone) means a copy of our own. */
+        (void)add_seals(exe_fd);
+        if (close(exe_fd) < 0 && errno != EBADF)
+            die(c, "sealed copy: close fd %d", exe_fd);
+    }
     int self = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
     if (self < 0)
         die(c, "sealed copy: open /proc/self/exe");
-    if (is_sealed_fd(self)) {
+    if (is_sealed(self)) {
         if (close(self) < 0)
             die(c, "sealed copy: close /proc/self/exe");
         return;

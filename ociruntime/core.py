@@ -13,7 +13,7 @@ idmapped mounts, cgroup2 device programs, the subreaper of `run`.
 import os
 import sys
 from errno import EINVAL, EIO, EPROTO
-from fcntl import F_ADD_SEALS, F_DUPFD_CLOEXEC, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_WRITE, fcntl
+from fcntl import F_DUPFD_CLOEXEC, fcntl
 
 from ociruntime.errors import OciError
 
@@ -25,12 +25,9 @@ MSG_SIZE = 512
 
 INIT_EXE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ociruntime-init")
 
-# The init runs from a sealed memfd copy of INIT_EXE, never from the file
-# (CVE-2019-5736: see csrc/sealed_exe.c, which checks these seals and
-# makes the copy itself when they are missing).  MFD_EXEC and F_SEAL_EXEC
-# are Linux 6.3's, not in Python 3.11's os and fcntl.
-SEALS = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
-_F_SEAL_EXEC = 0x20
+# The init runs from a memfd copy of INIT_EXE, which it seals before
+# anything else, never from the file (CVE-2019-5736: csrc/sealed_exe.c).
+# MFD_EXEC is Linux 6.3's, not in Python 3.11's os.
 _MFD_EXEC = 0x10
 
 
@@ -123,22 +120,24 @@ def _start(args, fds, name):
     # dup2 of an fd onto itself clears close-on-exec, in the child only.
     # An empty environment, as runc's init has: the process gets the
     # config's env, and hooks run in the init get their own (or none).
-    # Executed through /proc/self/fd: the kernel opens the memfd before
-    # exec closes it.  argv[0] stays the package's path, for ps.
-    passed = dict.fromkeys((*args, *fds))
-    exe = _sealed_copy()
+    # The copy is executed through /proc/self/fd and handed over (EXE_FD)
+    # for the init to seal.  argv[0] stays the package's path, for ps.
+    exe = _exe_copy()
+    passed = dict.fromkeys((*args, exe, *fds))
     try:
-        return os.posix_spawn(f"/proc/self/fd/{exe}", [INIT_EXE, *map(str, args), *name], {},
-                              file_actions=[(os.POSIX_SPAWN_DUP2, fd, fd) for fd in passed])
+        return os.posix_spawn(f"/proc/self/fd/{exe}", [INIT_EXE, *map(str, args), str(exe), *name],
+                              {}, file_actions=[(os.POSIX_SPAWN_DUP2, fd, fd) for fd in passed])
     except OSError as e:
-        raise OciError(f"run {INIT_EXE} (sealed copy): {strerror(e.errno)}") from None
+        raise OciError(f"run {INIT_EXE} (memfd copy): {strerror(e.errno)}") from None
     finally:
         os.close(exe)
 
 
-def _sealed_copy():
-    """A close-on-exec memfd holding INIT_EXE, sealed so that nothing can
-    change it: 180 kB copied in the kernel, a few syscalls."""
+def _exe_copy():
+    """A close-on-exec memfd holding INIT_EXE, to be sealed by the init:
+    about 50 kB copied in the kernel, and a few syscalls.  A new copy each
+    time: one kept across calls would have to live in a mount or a process
+    of its own."""
     try:
         src = os.open(INIT_EXE, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
@@ -158,17 +157,11 @@ def _sealed_copy():
             if n == 0:
                 raise OSError(EIO, f"{INIT_EXE} ended at {off} of {size} bytes")
             off += n
-        try:
-            fcntl(fd, F_ADD_SEALS, SEALS | _F_SEAL_EXEC)
-        except OSError as e:   # before Linux 6.3: no F_SEAL_EXEC
-            if e.errno != EINVAL:
-                raise
-            fcntl(fd, F_ADD_SEALS, SEALS)
         return fd
     except OSError as e:
         if fd >= 0:
             os.close(fd)
-        raise OciError(f"sealed copy of {INIT_EXE}: {strerror(e.errno)}") from None
+        raise OciError(f"memfd copy of {INIT_EXE}: {strerror(e.errno)}") from None
     finally:
         os.close(src)
 

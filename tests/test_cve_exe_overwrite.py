@@ -182,6 +182,7 @@ def test_container_cannot_overwrite_the_runtime_binary(oci, attacker, tmp_path, 
 # -- the sealed copy itself ------------------------------------------------
 
 F_SEAL_EXEC = 0x20
+SEALS = 0xf   # F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
 
 
 def _seals(pid):
@@ -216,22 +217,23 @@ def test_init_runs_from_a_sealed_copy(oci):
     from ocihelpers import Running
     with Running(oci, busybox_config(["sleep", "1000"]), start=False) as c:
         seals, st, data = _seals(c.pid)
-        want = core.SEALS | (F_SEAL_EXEC if _kernel_has_seal_exec() else 0)
+        want = SEALS | (F_SEAL_EXEC if _kernel_has_seal_exec() else 0)
         assert seals & want == want and seals & fcntl.F_SEAL_SEAL, hex(seals)
         with open(core.INIT_EXE, "rb") as f:
             assert data == f.read()
         assert not os.path.samefile(f"/proc/{c.pid}/exe", core.INIT_EXE)
 
 
-def _spawn_from(exe, sync_theirs):
+def _spawn_from(exe, sync_theirs, extra=()):
     """core.spawn, but exec'ing exe (a path) as a caller other than our
-    runtime might: a plan that clones a child that says hello and waits."""
+    runtime might: a plan that clones a child that says hello and waits.
+    extra: more arguments (EXE_FD), passed as fds too."""
     from ociruntime import core
     from ociruntime.plan import Plan
     plan = Plan().add("CLONE", 0).add("SYNC_HELLO").encode()
     plan_r, plan_w = os.pipe()
     report_r, report_w = os.pipe()
-    args = [plan_r, *sync_theirs, report_w]
+    args = [plan_r, *sync_theirs, report_w, *extra]
     helper = os.posix_spawn(exe, [exe, *map(str, args)], {},
                             file_actions=[(os.POSIX_SPAWN_DUP2, fd, fd) for fd in args])
     os.close(plan_r)
@@ -244,11 +246,12 @@ def _spawn_from(exe, sync_theirs):
         os.waitpid(helper, 0)
 
 
-@pytest.mark.parametrize("source", ["host-file", "unsealed-memfd", "half-sealed-memfd"])
+@pytest.mark.parametrize("source", ["host-file", "unsealed-memfd", "half-sealed-memfd", "other-exe-fd"])
 def test_init_started_otherwise_makes_its_own_sealed_copy(source):
     """Started from the package's file, or from a memfd that is not sealed
-    for good (a fake copy), ociruntime-init execs a sealed copy of itself
-    before it reads its plan: its child runs from that."""
+    for good (a fake copy), or handed an EXE_FD that is not the file it
+    runs from, ociruntime-init execs a sealed copy of itself before it
+    reads its plan: its child runs from that."""
     import fcntl
     from ociruntime import core
     mfd = None
@@ -256,22 +259,24 @@ def test_init_started_otherwise_makes_its_own_sealed_copy(source):
         exe = core.INIT_EXE
     else:
         mfd = os.memfd_create("ociruntime-init", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        # (other-exe-fd: unsealed, and the init is told to seal another)
         with open(core.INIT_EXE, "rb") as f:
             os.write(mfd, f.read())
         if source == "half-sealed-memfd":   # writable still: no F_SEAL_WRITE
             fcntl.fcntl(mfd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
         exe = f"/proc/self/fd/{mfd}"
+    other = os.memfd_create("other", os.MFD_ALLOW_SEALING) if source == "other-exe-fd" else None
     sync, theirs = core.channel()
     pid = None
     try:
-        pid = _spawn_from(exe, theirs)
+        pid = _spawn_from(exe, theirs, [other] if other is not None else [])
         for fd in theirs:
             os.close(fd)
         theirs = ()
         assert core.recv(sync)[0] == core.MSG_HELLO
         assert os.readlink(f"/proc/{pid}/exe").startswith("/memfd:ociruntime-init")
         seals, st, _ = _seals(pid)
-        assert seals & core.SEALS == core.SEALS, hex(seals)
+        assert seals & SEALS == SEALS, hex(seals)
         if mfd is not None:
             assert st.st_ino != os.fstat(mfd).st_ino
     finally:
@@ -280,5 +285,31 @@ def test_init_started_otherwise_makes_its_own_sealed_copy(source):
             os.waitpid(pid, 0)
         for fd in (*sync, *theirs):
             os.close(fd)
-        if mfd is not None:
-            os.close(mfd)
+        for fd in (mfd, other):
+            if fd is not None:
+                os.close(fd)
+
+
+def test_runtime_copy_needs_no_second_exec(oci, tmp_path):
+    """The runtime's copy, sealed by the init itself, is the one it runs:
+    run and exec each execute ociruntime-init once (no execveat of a copy
+    of its own, which would cost an exec)."""
+    from conftest import RUNTIME
+    traced = ["strace", "-f", "-e", "trace=execve,execveat", "-o"]
+    run_trace, exec_trace = tmp_path / "run.strace", tmp_path / "exec.strace"
+    r = subprocess.run([*traced, str(run_trace), RUNTIME, "--root", oci.root, "run", "-b",
+                        oci.bundle(busybox_config(["true"])), oci.new_id()],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    b = oci.bundle(busybox_config(["sleep", "1000"]))
+    cid = oci.new_id()
+    assert oci.create("-b", b, cid).returncode == 0
+    oci.ok("start", cid)
+    r = subprocess.run([*traced, str(exec_trace), RUNTIME, "--root", oci.root, "exec", cid, "true"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for trace in (run_trace, exec_trace):
+        calls = [l for l in trace.read_text().splitlines() if "exec" in l and "= 0" in l]
+        assert len([l for l in calls if "/proc/self/fd/" in l]) == 1, calls
+        assert not any("execveat(" in l for l in calls), calls
+    oci.ok("delete", "--force", cid)
