@@ -117,8 +117,14 @@ int main(int argc, char **argv)
     int plan_fd = fds[0], report_fd = fds[3];
     /* Until the clone, failures go to the report pipe. */
     struct init_ctx boot = {.sync_in = -1, .sync_out = report_fd, .root_fd = -1};
-    /* Never from a writable file into a namespace (CVE-2019-5736). */
-    ensure_sealed_self(&boot, argv, argc > 5 ? fd_arg(argv[5]) : -1);
+    /* Never from a writable file into a namespace (CVE-2019-5736).  An
+     * EXE_FD that is one of the four above is a caller's mistake: not ours
+     * to close. */
+    int exe_fd = argc > 5 ? fd_arg(argv[5]) : -1;
+    for (int i = 0; i < 4; i++)
+        if (exe_fd == fds[i])
+            exe_fd = -1;
+    ensure_sealed_self(&boot, argv, exe_fd);
     size_t len;
     uint8_t *plan = read_plan(&boot, plan_fd, &len);
     struct step *steps;
