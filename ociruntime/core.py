@@ -1,7 +1,9 @@
 """Python face of the C core: starting ociruntime-init, and its messages.
 
 The container init is the small C program ociruntime-init (csrc/spawn.c),
-built into this package's directory.  spawn() starts it with the plan; it
+built into this package's directory.  spawn() starts it with the plan,
+from a memfd copy that it seals first (never from the file: a container
+could rewrite that through /proc/self/exe, CVE-2019-5736); it
 clones the init (or the intermediate that joins namespaces first) as our
 child, reports that child's pid and exits.  The init then talks to us in
 fixed-size struct oci_msg messages (csrc/core.h) over two pipes: the sync

@@ -313,3 +313,16 @@ def test_runtime_copy_needs_no_second_exec(oci, tmp_path):
         assert len([l for l in calls if "/proc/self/fd/" in l]) == 1, calls
         assert not any("execveat(" in l for l in calls), calls
     oci.ok("delete", "--force", cid)
+
+
+def test_no_init_binary_is_a_one_line_error(oci, tmp_path):
+    """Without the file to copy: one line naming it, exit 1, nothing left."""
+    priv = PrivateRuntime(oci, tmp_path)
+    (priv.pkg / "ociruntime" / "ociruntime-init").unlink()
+    b = oci.bundle(busybox_config(["true"]))
+    cid = oci.new_id()
+    r = priv.cmd("run", "-b", b, cid)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "ociruntime-init: no such file or directory" in lines[0], lines
+    assert not os.path.exists(os.path.join(oci.root, cid))
