@@ -292,8 +292,9 @@ def exec_process(root, cid, opts):
 
         plan = Plan()
         # Not dumpable before joining anything: a process of the container
-        # must never open /proc/PID/exe of the runtime's ociruntime-init
-        # (CVE-2019-5736); the process cloned below inherits it.
+        # must never open /proc/PID/exe (a sealed memfd: csrc/sealed_exe.c),
+        # mem or fds of the runtime's ociruntime-init (CVE-2019-5736); the
+        # process cloned below inherits it.
         if ns_fds:
             plan.add("SET_DUMPABLE", 0)
         for fd, flag in ns_fds:

@@ -81,9 +81,9 @@ def build(cfg, ns, ctx):
         plan.add("CLONE", ns.clone_flags(), cgroup_v2_fd)
     else:
         plan.add("CLONE", ns.clone_flags())
-    # Until exec the init is ociruntime-init, the runtime's own program:
-    # nothing in the container may open /proc/<init>/exe or its memory
-    # (CVE-2019-5736).
+    # Until exec the init is ociruntime-init, the runtime's own program
+    # (from a sealed memfd: csrc/sealed_exe.c): nothing in the container
+    # may open /proc/<init>/exe, its memory or its fds (CVE-2019-5736).
     plan.add("SET_DUMPABLE", 0)
     if "time" in ns.new:
         plan.add("UNSHARE", CLONE_NEWTIME)
