@@ -346,8 +346,8 @@ def exec_process(root, cid, opts):
             from ociruntime import lsm
             lsm.check({"process": proc}, source)
             lsm.plan_labels(plan, proc)
-        process.plan_identity(plan, proc, source, before_setuser=on_identity)
-        finish = process.plan_exec(plan, proc, c.data.get("rootfs") or "/", source, first_free)
+        finish = process.plan_process(plan, proc, c.data.get("rootfs") or "/", source, first_free,
+                                      on_identity)
         finish(before_exec=on_exec)
 
         def set_up(p):

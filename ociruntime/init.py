@@ -142,8 +142,8 @@ def build(cfg, ns, ctx):
         from ociruntime import process_extra   # before privileges are dropped
         process_extra.plan_init(plan, cfg, ctx.source)
     if proc:
-        process.plan_identity(plan, proc, ctx.source, before_setuser=on_identity)
-        finish = process.plan_exec(plan, proc, ctx.rootfs, ctx.source, ctx.first_closed_fd)
+        finish = process.plan_process(plan, proc, ctx.rootfs, ctx.source, ctx.first_closed_fd,
+                                      on_identity)
     plan.add("SYNC_READY")
     plan.add("WAIT_START", ctx.fifo_fd)
     if hooks_cfg and proc:   # startContainer: after start, right before exec
