@@ -206,3 +206,33 @@ def test_docker_profile_still_filters(oci):
     code, out, err = oci.run_output(cfg=cfg)
     assert code == 0, err
     assert "rc=1" in out and "Operation not permitted" in err
+
+
+# -- close_range refused around the runtime -------------------------------------
+
+UNDER_FILTER = r"""
+import ctypes, os, sys
+lib = ctypes.CDLL("libseccomp.so.2")
+lib.seccomp_init.restype = ctypes.c_void_p
+lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+ctx = lib.seccomp_init(ctypes.c_uint32(0x7FFF0000))               # SCMP_ACT_ALLOW
+nr = lib.seccomp_syscall_resolve_name(b"close_range")
+assert lib.seccomp_rule_add(ctypes.c_void_p(ctx), ctypes.c_uint32(0x00050000 | 38), nr, 0) == 0  # ENOSYS
+assert lib.seccomp_load(ctypes.c_void_p(ctx)) == 0
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+def test_close_range_refused_falls_back_to_fcntl(oci):
+    """A kernel before 5.11, or a filter around the runtime (it runs in a
+    container itself) that refuses close_range: the init marks its fds
+    close-on-exec one by one, and the process still gets only 0, 1, 2."""
+    import sys
+    from conftest import RUNTIME
+    cfg = config(["ls", "/proc/self/fd"], None, True, BASE_CAPS, uid=0)
+    del cfg["linux"]["seccomp"]
+    b = oci.bundle(cfg)
+    r = subprocess.run([sys.executable, "-c", UNDER_FILTER, RUNTIME, "--root", oci.root, "run", "-b", str(b),
+                        oci.new_id()], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split()) == ["0", "1", "2", "3"], r.stdout   # 3: ls's own directory fd
