@@ -26,7 +26,6 @@ from ociruntime.state import Container
 
 CLONE_PARENT = 0x00008000
 CLONE_NEWCGROUP = 0x02000000
-CLONE_NEWNS = 0x00020000
 
 
 class ExecOptions:
@@ -309,9 +308,9 @@ def exec_process(root, cid, opts):
         if ns_fds:   # the intermediate's: the process needs none of them
             plan.add("CLOSE", *(fd for fd, _ in ns_fds))
         plan.add("SET_DUMPABLE", 0)     # until exec, the runtime's ociruntime-init
-        if not any(flag == CLONE_NEWNS for _, flag in ns_fds):
-            # The container shares our mount namespace (it listed none):
-            # its root is a chroot to its rootfs, as create's init did.
+        if "mount" not in (c.data.get("namespaces") or ("mount",)):
+            # The container has no mount namespace of its own (it listed
+            # none): its root is a chroot to its rootfs, as create's init did.
             plan.add("CHROOT", c.data.get("rootfs") or "/")
         source = opts.process or os.path.join(bundle, "config.json")
         extra = proc.get("execCPUAffinity") or proc.get("scheduler") or proc.get("ioPriority")

@@ -9,6 +9,7 @@
   the ids from 0 to the highest the config names map to the caller's.
 """
 import os
+import subprocess
 
 import pytest
 
@@ -166,3 +167,19 @@ def test_mappings_still_need_a_user_namespace(oci):
     b = oci.bundle(cfg)
     r = oci.create("-b", b, oci.new_id())
     assert r.returncode == 1 and "uidMappings" in r.stderr
+
+
+def test_no_mount_namespace_sysctl_reaches_the_containers_namespace(oci):
+    """Written through the host's /proc before the chroot: /proc/sys/net
+    shows the writer's network namespace, the container's."""
+    cfg = drop_ns(config(["sleep", "1000"]), "mount")
+    cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    b = oci.bundle(cfg)
+    cid = oci.new_id()
+    r = oci.create("-b", b, cid)
+    assert r.returncode == 0, r.stderr
+    pid = oci.state(cid)["pid"]
+    inside = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "cat", "/proc/sys/net/ipv4/ip_forward"],
+                            capture_output=True, text=True, timeout=30)
+    assert inside.stdout == "1\n", inside.stderr
+    oci.ok("delete", "--force", cid)
