@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from ocihelpers import add_userns, config, drop_ns, open_tmp, set_ns, sh, wait_status
+from ocihelpers import add_userns, config, drop_ns, open_tmp, set_ns, sh
 
 
 def host_mounts(oci):
