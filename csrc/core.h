@@ -80,6 +80,7 @@ enum oci_op {
     OP_LO_UP,              /* bring lo up in a new network namespace */
     OP_JOIN_CGROUP,        /* (fd, path)...: write "0" to v1 `tasks` files: join them */
     OP_SESSION_KEYRING,    /* name: join (or make) a session keyring of that name */
+    OP_CHROOT,             /* rootfs: no mount namespace of its own: chroot, mount nothing */
     OP__COUNT
 };
 

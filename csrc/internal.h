@@ -62,6 +62,7 @@ void do_move_root(struct init_ctx *c, const char *rootfs);
 void do_readonly_path(struct init_ctx *c, const char *path);
 void do_mask_path(struct init_ctx *c, const char *path);
 void do_remount_root(struct init_ctx *c, unsigned long flags);
+void do_chroot(struct init_ctx *c, const char *rootfs);
 
 /* process.c */
 void do_setid_root(struct init_ctx *c);

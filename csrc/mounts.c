@@ -514,3 +514,16 @@ void do_remount_root(struct init_ctx *c, unsigned long flags)
     if ((prop & ~MS_REC) && mount(NULL, "/", NULL, prop, NULL) < 0)
         die(c, "set propagation of / (linux.rootfsPropagation)");
 }
+
+/* A container without a mount namespace of its own shares the host's mount
+ * table: it must not be changed (no pivot_root, no mount), so the root is
+ * only a chroot, as runc and crun do there. */
+void do_chroot(struct init_ctx *c, const char *rootfs)
+{
+    if (chdir(rootfs) < 0)
+        die(c, "chroot to the rootfs %s: chdir", rootfs);
+    if (chroot(".") < 0)
+        die(c, "chroot to the rootfs %s", rootfs);
+    if (chdir("/") < 0)
+        die(c, "chroot to the rootfs %s: chdir /", rootfs);
+}

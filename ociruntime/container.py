@@ -50,6 +50,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
     cfg = config.load(bundle)
     linux = cfg.get("linux") or {}
     ns = Namespaces(linux.get("namespaces"), source)
+    init.default_mappings(cfg, ns)
     init.check(cfg, ns, source)
     if cfg.get("hooks"):
         from ociruntime import hooks

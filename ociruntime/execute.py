@@ -309,6 +309,10 @@ def exec_process(root, cid, opts):
         if ns_fds:   # the intermediate's: the process needs none of them
             plan.add("CLOSE", *(fd for fd, _ in ns_fds))
         plan.add("SET_DUMPABLE", 0)     # until exec, the runtime's ociruntime-init
+        if "mount" not in (c.data.get("namespaces") or ("mount",)):
+            # The container has no mount namespace of its own (it listed
+            # none): its root is a chroot to its rootfs, as create's init did.
+            plan.add("CHROOT", c.data.get("rootfs") or "/")
         source = opts.process or os.path.join(bundle, "config.json")
         extra = proc.get("execCPUAffinity") or proc.get("scheduler") or proc.get("ioPriority")
         if extra:   # execCPUAffinity: initial before joining the cgroup, final after
@@ -347,8 +351,8 @@ def exec_process(root, cid, opts):
             from ociruntime import lsm
             lsm.check({"process": proc}, source)
             lsm.plan_labels(plan, proc)
-        process.plan_identity(plan, proc, source, before_setuser=on_identity)
-        finish = process.plan_exec(plan, proc, c.data.get("rootfs") or "/", source, first_free)
+        finish = process.plan_process(plan, proc, c.data.get("rootfs") or "/", source, first_free,
+                                      on_identity)
         finish(before_exec=on_exec)
 
         def set_up(p):

@@ -54,6 +54,7 @@ PROPAGATION = {
     "slave": MS_SLAVE, "rslave": MS_SLAVE | MS_REC,
     "unbindable": MS_UNBINDABLE, "runbindable": MS_UNBINDABLE | MS_REC,
 }
+_AFTER_PIVOT = MS_SHARED | MS_UNBINDABLE   # rootfsPropagation applied to the new root
 # Options that are not mount flags: plan_mounts looks for them itself.
 EXTENSIONS = {"tmpcopyup"}
 
@@ -103,8 +104,9 @@ def plan_mounts(plan, cfg, ctx):
         raise ConfigError(f"{ctx.source}: $.linux.rootfsPropagation: unknown propagation "
                           f"{linux['rootfsPropagation']!r}")
     # Shared propagation of / would leak our mounts to the host and break
-    # pivot_root: the root becomes shared only after pivot (REMOUNT_ROOT).
-    plan.add("ROOTFS", ctx.rootfs, prop if not prop & MS_SHARED else MS_SLAVE | MS_REC)
+    # pivot_root, and an unbindable / cannot be bound as the rootfs: those
+    # two are given to the root only after pivot (REMOUNT_ROOT).
+    plan.add("ROOTFS", ctx.rootfs, MS_SLAVE | MS_REC if prop & _AFTER_PIVOT else prop)
     dev_bound = False
     for i, m in enumerate(cfg.get("mounts") or ()):
         where = f"{ctx.source}: $.mounts[{i}]"
@@ -207,11 +209,15 @@ def plan_pivot(plan, ctx, no_pivot):
     plan.add("MOVE_ROOT" if no_pivot else "PIVOT_ROOT", ctx.rootfs)
 
 
+def plan_sysctl(plan, cfg):
+    for key, value in ((cfg.get("linux") or {}).get("sysctl") or {}).items():
+        plan.add("WRITE_FILE", "/proc/sys/" + key.replace(".", "/"), str(value))
+
+
 def plan_after_pivot(plan, cfg, ctx):
     """sysctl, then read-only and masked paths, then the root itself."""
     linux = cfg.get("linux") or {}
-    for key, value in (linux.get("sysctl") or {}).items():
-        plan.add("WRITE_FILE", "/proc/sys/" + key.replace(".", "/"), str(value))
+    plan_sysctl(plan, cfg)
     for key in ("readonlyPaths", "maskedPaths"):   # config-linux.md: MUST be absolute
         for i, path in enumerate(linux.get(key) or ()):
             if not path.startswith("/"):
@@ -224,7 +230,7 @@ def plan_after_pivot(plan, cfg, ctx):
         plan.add("MASK_PATH", _clean(path))
     flags = MS_RDONLY if (cfg.get("root") or {}).get("readonly") else 0
     prop = PROPAGATION.get(linux.get("rootfsPropagation") or "")
-    if prop and prop & MS_SHARED:
+    if prop and prop & _AFTER_PIVOT:
         flags |= prop
     if flags:
         plan.add("REMOUNT_ROOT", flags)

@@ -43,9 +43,11 @@ def home_of(rootfs, uid):
     return "/"
 
 
-def plan_identity(plan, proc, source, before_setuser=None):
+def plan_identity(plan, proc, source, before_caps=None):
     """rlimits, groups, ids and capabilities, in the order that works:
-    limits and the bounding set need privileges we drop afterwards."""
+    limits and the bounding set need privileges we drop afterwards.
+    before_caps runs as the user, with the permitted set still whole:
+    plan_exec's steps, then a seccomp filter that cannot wait for exec."""
     where = f"{source}: $.process"
     seen = set()
     for i, rl in enumerate(proc.get("rlimits") or ()):
@@ -60,17 +62,20 @@ def plan_identity(plan, proc, source, before_setuser=None):
     user = proc.get("user") or {}
     plan.add("CAPBSET", caps["bounding"])
     plan.add("SETGROUPS", *user.get("additionalGids") or ())
-    if before_setuser:   # seccomp: the last point with all capabilities
-        before_setuser()
     plan.add("SETUSER", user.get("uid", 0), user.get("gid", 0))
+    if before_caps:
+        before_caps()
     plan.add("CAPS", caps["effective"], caps["permitted"], caps["inheritable"], caps["ambient"])
     if proc.get("noNewPrivileges"):
         plan.add("NO_NEW_PRIVS")
 
 
 def plan_exec(plan, proc, rootfs, source, first_closed_fd):
-    """cwd, then finding the executable (so a missing one fails `create`,
-    as in runc), then -- after OP_WAIT_START -- the exec itself."""
+    """Everything of the exec that can go before a seccomp filter (issue
+    12.3: a classic allow-list has no openat2, getcwd, close_range, stat or
+    umask): cwd, finding the executable (so a missing one fails `create`,
+    as in runc), the umask, the runtime's fds close-on-exec.  Returns
+    what adds the exec itself, for after OP_WAIT_START."""
     args = proc.get("args") or ()
     if not args:
         raise ConfigError(f"{source}: $.process.args: must name a command")
@@ -82,9 +87,23 @@ def plan_exec(plan, proc, rootfs, source, first_closed_fd):
         env.append("HOME=" + home_of(rootfs, (proc.get("user") or {}).get("uid", 0)))
     plan.add("CHDIR", cwd)
     plan.add("FIND_EXEC", args[0], env_value(env, "PATH") or DEFAULT_PATH)
+    plan.add("UMASK", (proc.get("user") or {}).get("umask", 0o022))
+    plan.add("CLOSE_FDS", first_closed_fd)
     return lambda before_exec=None: (
-        plan.add("UMASK", (proc.get("user") or {}).get("umask", 0o022)),
-        plan.add("CLOSE_FDS", first_closed_fd),
         before_exec and before_exec(),   # seccomp: the very last step
         plan.add("EXEC", len(args), *args, len(env), *env),
     )
+
+
+def plan_process(plan, proc, rootfs, source, first_closed_fd, load_filter=None):
+    """plan_identity with plan_exec's steps as the user, then load_filter
+    (a seccomp filter that needs the permitted set: see seccomp.py);
+    returns plan_exec's finisher."""
+    finish = []
+
+    def before_caps():
+        finish.append(plan_exec(plan, proc, rootfs, source, first_closed_fd))
+        if load_filter:
+            load_filter()
+    plan_identity(plan, proc, source, before_caps)
+    return finish[0]
