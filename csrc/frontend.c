@@ -417,6 +417,17 @@ static int cmd_delete(const char *root, const char *id)
 
 /* -- the command line ------------------------------------------------------------ */
 
+/* Can --log's file be opened (and made) for appending, as runc and
+ * Python open it before doing anything? */
+static int log_opens(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return 1;
+}
+
 /* Is arg the flag name (-name, --name, or either with =value)? */
 static int is_flag(const char *arg, const char *name, const char **value)
 {
@@ -440,7 +451,8 @@ int main(int argc, char **argv)
     const char *root = "/run/ociruntime", *value;
     int i = 1;
     /* The global flags that change nothing here (--log: only errors and
-     * debug lines are logged, and both are Python's). */
+     * debug lines are logged, and both are Python's; but a log that cannot
+     * be opened is an error, Python's to report). */
     for (; i < argc && argv[i][0] == '-'; i++) {
         static const char *const with_value[] = {"root", "log", "log-format", "rootless", "criu"};
         size_t k, n = sizeof with_value / sizeof *with_value;
@@ -451,6 +463,8 @@ int main(int argc, char **argv)
                 run_python();
             if (k == 0)
                 root = value;
+            else if (k == 1 && !log_opens(value))
+                run_python();   /* Python fails the command, naming the file */
             else if (k == 2 && strcmp(value, "text") && strcmp(value, "json"))
                 run_python();
         } else if (!is_flag(argv[i], "systemd-cgroup", &value)) {

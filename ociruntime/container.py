@@ -63,10 +63,11 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         terminal.check(proc.get("terminal"), console_socket, not foreground)
     preserve_fds += listen_fds(proc, preserve_fds)
 
-    os.makedirs(root, 0o711, exist_ok=True)
+    # 0700, as runc's root: only root may look at the containers' state.
+    os.makedirs(root, 0o700, exist_ok=True)
     cdir = os.path.join(root, cid)
     try:
-        os.mkdir(cdir, 0o711)
+        os.mkdir(cdir, 0o700)
     except FileExistsError:
         raise OciError(f'container with id "{cid}" already exists') from None
     lock = state.lock_dir(cdir)
@@ -215,7 +216,7 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, co
         log.debug_plan(f"create {c.id}", plan)
         passed = [fd for fd in (fifo_fd, console_fd, listener_fd, report_fd) if fd >= 0]
         first = core.spawn(plan.encode(), init_sync, [*range(3, first_free), *passed, *ctx.spawn_fds],
-                           (c.root, c.id))
+                           (c.root, c.id), cwd=bundle)
         log.debug(f"create {c.id}: cloned {first}")
         pids.append(first)
         if listener_fd >= 0:   # the init's copy is the one that sends: the agent waits for EOF
