@@ -12,7 +12,7 @@ import time
 import _signal as signal
 
 from ociruntime import cgroups, log, state
-from ociruntime.errors import ContainerNotRunning, OciError
+from ociruntime.errors import ContainerNotFound, ContainerNotRunning, OciError
 from ociruntime.namespaces import Namespaces
 from ociruntime.state import Container
 
@@ -97,6 +97,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         else:   # saved before they are made: a create killed meanwhile leaves delete --force the list
             c.data["cgroups_created"] = cg.planned()
         c.save()
+        c.save_cgroups()   # the same, apart: a damaged state.json strands nothing (salvage.py)
         cg.create()
         c.data["cgroups_created"] = cg.created
         c.save()
@@ -452,19 +453,26 @@ def _signal_init(c, sig):
 
 
 def delete(root, cid, force=False):
+    damaged = False
     try:
         c = Container.load(root, cid)
-    except OciError:
+    except (ContainerNotFound, state.CorruptState):
         if not force:
             raise
-        if not os.path.isdir(os.path.join(root, state.check_id(cid))):
-            return   # runc: --force on a missing container succeeds (podman relies on it)
-        c = Container(root, cid, _salvage(cid))   # corrupt state: remove what we can
+        # A directory without a readable state (a create killed before it
+        # wrote one, or a damaged file): salvage.py finds what is left.
+        c, damaged = Container(root, cid, {}), True
     lock = state.lock_dir(c.dir)
     if lock is None:
         if force:
-            return
+            return   # runc: --force on a missing container succeeds (podman relies on it)
         raise OciError(f'container "{cid}" does not exist')
+    if damaged:
+        try:
+            from ociruntime import salvage
+            return salvage.remove(c)
+        finally:
+            os.close(lock)
     try:
         if c.data.get("status") == "creating":
             status = "stopped"   # we hold the lock: its creator is dead
@@ -483,19 +491,6 @@ def delete(root, cid, force=False):
         state.remove_tree(c.dir)
     finally:
         os.close(lock)
-
-
-def _salvage(cid):
-    """What a corrupt state.json still lets `delete --force` find: the
-    cgroups of the default placement (named after the id), whose
-    processes (the init among them) are then killed and which are removed.
-    A container with a custom cgroupsPath keeps its cgroup (SECURITY.md)."""
-    try:
-        cg = cgroups.Manager.for_config(None, cid)
-    except OciError:
-        return {}
-    paths = {m: p for m, p in cg.paths.items() if os.path.basename(p) == cid and os.path.isdir(p)}
-    return {"status": "creating", "cgroups": paths, "cgroups_created": sorted(paths.values())}
 
 
 def _kill_everything(c, cg):
