@@ -183,6 +183,41 @@ static int parse_fast(char *buf, size_t len, struct fast *f)
     return have == 15 && f->pid > 0 ? 0 : -1;
 }
 
+/* The integer of top-level key in the compact JSON of b, or -1. */
+static long long json_int(const struct blob *b, const char *key)
+{
+    char pat[64];
+    int n = snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = b->p, *end = b->p + b->len;
+    while ((p = memmem(p, (size_t)(end - p), pat, (size_t)n)) != NULL) {
+        if (p > b->p && (p[-1] == '{' || p[-1] == ',') && p + n < end && p[n] >= '0' && p[n] <= '9')
+            return strtoll(p + n, NULL, 10);
+        p += n;
+    }
+    return -1;
+}
+
+/* Does b hold the JSON string "path" (a path needing no escapes)? */
+static int json_has_path(const struct blob *b, const char *path)
+{
+    char quoted[PATH_MAX + 2];
+    int n = snprintf(quoted, sizeof quoted, "\"%s\"", path);
+    return n > 0 && (size_t)n < sizeof quoted && memmem(b->p, b->len, quoted, (size_t)n) != NULL;
+}
+
+/* The fast file's own lines must say what its copy of state.json says:
+ * one damaged file is never acted on (a wrong pid, a directory that is
+ * not the container's); Python judges from state.json. */
+static int agrees(const struct fast *f)
+{
+    if (json_int(&f->state_json, "pid") != f->pid || json_int(&f->state_json, "pid_start") != f->start)
+        return 0;
+    for (int i = 0; i < f->n_rmdir; i++)
+        if (!json_has_path(&f->state_json, f->rmdir[i]))
+            return 0;
+    return 1;
+}
+
 /* -- status: state.py's Container.status ----------------------------------- */
 
 /* Is pid alive, not a zombie, and started at start (not a reused pid)? */
@@ -284,7 +319,8 @@ static void load(const char *root, const char *id, int lock, struct container *c
         run_python();
     /* state.json changed since (damaged, rewritten): Python's to judge. */
     char *saved = read_file_at(c->dfd, "state.json", &len);
-    if (!saved || len != c->f.state_json.len || memcmp(saved, c->f.state_json.p, len) != 0)
+    if (!saved || len != c->f.state_json.len || memcmp(saved, c->f.state_json.p, len) != 0
+        || !agrees(&c->f))
         run_python();
     free(saved);
 }

@@ -291,3 +291,41 @@ def test_proc_self_cwd_bind_source_is_the_bundle_not_the_caller(oci):
     names = r.stdout.split()
     assert "caller-secret" not in names
     assert "config.json" in names and "rootfs" in names, names
+
+
+# -- a damaged fast file (the C front end's) ----------------------------------------
+
+def edit_fast(root, cid, edit):
+    path = Path(root) / cid / "fast"
+    path.write_bytes(edit(path.read_bytes()))
+
+
+def test_front_end_does_not_trust_a_damaged_pid_line(oci):
+    cid, _b, pid, dirs = make(oci)
+    try:
+        edit_fast(oci.root, cid, lambda t: t.replace(b"pid %d\n" % pid, b"pid %d\n" % os.getpid()))
+        fast = oci.cmd("state", cid)
+        slow = oci.cmd("state", cid, env=dict(os.environ, OCIRUNTIME_NO_FAST="1"))
+        assert fast.returncode == slow.returncode == 0, (fast.stderr, slow.stderr)
+        assert fast.stdout == slow.stdout
+        assert json.loads(fast.stdout)["pid"] == pid
+        oci.ok("kill", cid, "KILL")   # the container's init, not the process the line names
+        assert wait_gone(pid)
+    finally:
+        scrub(pid, dirs)
+
+
+def test_front_end_does_not_remove_a_directory_a_damaged_fast_file_names(oci):
+    decoy = oci.tmp / "decoy"
+    decoy.mkdir()
+    cid, _b, pid, dirs = make(oci, args=("true",))
+    try:
+        oci.ok("start", cid)
+        assert wait_gone(pid)
+        first = ("rmdir %s\n" % dirs[0]).encode()
+        edit_fast(oci.root, cid, lambda t: t.replace(first, first + b"rmdir %s\n" % bytes(decoy)))
+        oci.ok("delete", cid)
+        assert decoy.is_dir()
+        assert existing(dirs) == []
+    finally:
+        scrub(pid, dirs)
