@@ -93,6 +93,13 @@ def _hooks(v):
         for hs in v.values())
 
 
+def _process(v):
+    # What exec merges its flags into before it validates the result.
+    return (isinstance(v, dict) and _strs(v.get("env", [])) and isinstance(v.get("user", {}), dict)
+            and isinstance(v.get("capabilities", {}), dict)
+            and all(_strs(x) for x in v.get("capabilities", {}).values()))
+
+
 FIELDS = {
     "status": ("creating or created", lambda v: v in ("creating", "created")),
     "pid": ("a pid", lambda v: type(v) is int and 0 < v <= PID_MAX),
@@ -105,7 +112,7 @@ FIELDS = {
     "hooks": ("an object of hook lists", _hooks),
     "namespaces": ("a list of names", _strs),
     "seccomp": ("an object or null", lambda v: v is None or isinstance(v, dict)),
-    "process": ("an object", lambda v: isinstance(v, dict)),
+    "process": ("a process", _process),
     "cgroups": ("{hierarchy: directory below it}", _cgroups),
     "cgroups_created": ("a list of directories", _cgroup_dirs),
     "cgroups_systemd": ("{unit, slice}", lambda v: isinstance(v, dict) and _str(v.get("unit"))
@@ -255,30 +262,32 @@ class Container:
     # -- changes ---------------------------------------------------------
     def save(self):
         # 0600: it holds the process's environment (exec's defaults).
+        tmp = os.path.join(self.dir, ".state.json.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         self.saved = jsonlite.dumps(self.data).encode()
-        _replace(self.dir, "state.json", self.saved)
+        try:
+            os.write(fd, self.saved)
+        finally:
+            os.close(fd)
+        os.rename(tmp, os.path.join(self.dir, "state.json"))
 
     def save_cgroups(self):
         """What delete needs to find the container's cgroups, kept apart
         from state.json (see salvage.py): written once, before they are
         made."""
         record = {k: self.data[k] for k in RECORD if k in self.data}
-        _replace(self.dir, "cgroups.json", jsonlite.dumps(record).encode())
+        # Once, into a new directory: no temp file and rename (a torn
+        # write is only one more record salvage.py skips).
+        fd = os.open(os.path.join(self.dir, "cgroups.json"),
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, jsonlite.dumps(record).encode())
+        finally:
+            os.close(fd)
 
 
 # What cgroups.json repeats of state.json.
 RECORD = ("id", "bundle", "cgroups", "cgroups_created", "cgroups_systemd")
-
-
-def _replace(dirname, name, data):
-    """Write dirname/name whole or not at all (temp + rename), 0600."""
-    tmp = os.path.join(dirname, f".{name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.rename(tmp, os.path.join(dirname, name))
 
 
 FAST_MAGIC = b"ociruntime-fast 1\n"

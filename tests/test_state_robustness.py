@@ -89,7 +89,8 @@ DAMAGE = [
     ("cgroups_created", "x"), ("cgroups_created", [1]),
     ("status", 5), ("status", "bogus"), ("bundle", 5), ("rootfs", [1]), ("created", None),
     ("hooks", "x"), ("hooks", {"poststop": [1]}), ("annotations", [1]),
-    ("namespaces", 5), ("process", "x"), ("has_process", "yes"), ("seccomp", 5),
+    ("namespaces", 5), ("process", "x"), ("process", {"args": ["true"], "user": "root"}),
+    ("process", {"args": ["true"], "env": "x"}), ("has_process", "yes"), ("seccomp", 5),
     ("no_new_keyring", "no"), ("cgroups_systemd", 5),
 ]
 
@@ -163,10 +164,10 @@ def test_missing_fields_in_state_json(oci, field):
 
 
 @pytest.mark.parametrize("lost", ["state.json garbage", "state.json and fast garbage",
-                                  "state.json empty, fast gone"])
+                                  "state.json empty, fast gone", "cgroups damaged, records gone"])
 def test_state_json_unreadable_custom_cgroups_path(oci, lost):
-    """A custom linux.cgroupsPath: found from the fast file's record, or
-    from the bundle's config."""
+    """A custom linux.cgroupsPath: found from the fast file's record, from
+    cgroups.json, or from the bundle's config."""
     tag = uuid.uuid4().hex[:8]
     cfg = config(["sleep", "1000"])
     # Absolute, with a parent create makes, where the fast file has the
@@ -182,7 +183,11 @@ def test_state_json_unreadable_custom_cgroups_path(oci, lost):
         if lost == "state.json empty, fast gone":
             (sdir / "state.json").write_text("")
             (sdir / "fast").unlink()
-            # the bundle: what create recorded besides state.json
+        elif lost == "cgroups damaged, records gone":   # the bundle's config tells
+            damage_state(oci.root, cid, "cgroups", "x")
+            damage_state(oci.root, cid, "cgroups_created", "x")
+            (sdir / "fast").unlink()
+            (sdir / "cgroups.json").unlink()
         else:
             (sdir / "state.json").write_text("\x00\xff{{{not json")
             if lost == "state.json and fast garbage":
