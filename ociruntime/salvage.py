@@ -122,10 +122,11 @@ def _pid(records):
 
 def _placements(cid, records):
     """([Manager] of every placement found, {directory create made})."""
-    managers, made = [], set()
-    for r in records:
+    managers, made, units = [], set(), set()
+    for r in records:   # a --systemd-cgroup container: its unit is stopped
         if "cgroups_systemd" in r and state.field_ok(r, "cgroups_systemd") \
-                and state.field_ok(r, "cgroups"):
+                and state.field_ok(r, "cgroups") and r["cgroups_systemd"]["unit"] not in units:
+            units.add(r["cgroups_systemd"]["unit"])
             managers.append(cgroups.load({k: r[k] for k in ("cgroups", "cgroups_systemd")
                                           if k in r}))
     for dirs in _good(records, "cgroups_created"):

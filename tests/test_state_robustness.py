@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import RUNTIME
+from test_cgroups_systemd import _slice, _test_slice_dirs, fake_systemd  # noqa: F401 (a fixture)
 from ocihelpers import (assert_one_line_error, cmd_files, config, host_cgroups, json_log_errors,
                         pid_alive, sh, wait_gone)
 
@@ -332,5 +333,26 @@ def test_front_end_does_not_remove_a_directory_a_damaged_fast_file_names(oci):
         oci.ok("delete", cid)
         assert decoy.is_dir()
         assert existing(dirs) == []
+    finally:
+        scrub(pid, dirs)
+
+
+def test_state_json_garbage_of_a_systemd_container(fake_systemd, oci):
+    """--systemd-cgroup (a fake systemd on a bus): the unit is found in the
+    other records and stopped."""
+    fake = fake_systemd
+    slc = _slice()
+    cfg = config(["sleep", "1000"])
+    cid = oci.new_id()
+    cfg["linux"]["cgroupsPath"] = f"{slc}:ociruntime:{cid}"
+    r = oci.create("-b", oci.bundle(cfg), cid, global_args=["--systemd-cgroup"])
+    assert r.returncode == 0, r.stderr
+    pid = oci.state(cid)["pid"]
+    dirs = cgroup_dirs_of(pid)
+    try:
+        Path(oci.root, cid, "state.json").write_text("{{{")
+        assert_deleted_whole(oci, cid, pid, dirs)
+        assert fake.called("StopUnit") == [[f"ociruntime-{cid}.scope", "replace"]]
+        assert [d for d in _test_slice_dirs() if slc in d] == []
     finally:
         scrub(pid, dirs)
