@@ -7,6 +7,14 @@
                          answer state, start, kill and delete without
                          Python: written once, at the end of create, only
                          for what it can do alone (see write_fast)
+<root>/<id>/cgroups.json the cgroups (and bundle) again, written before the
+                         cgroups are made: with `fast`, what `delete
+                         --force` reads when state.json is damaged
+                         (salvage.py)
+
+The root and the container directories are 0700, as runc's root.  Every
+field of state.json is checked on load (FIELDS): a damaged one is one
+line naming it, for every command but `delete --force`.
 
 A flock on the container directory serialises the commands that change a
 container (create, start, delete).  The status is not stored: it is read
