@@ -156,8 +156,10 @@ def test_missing_fields_in_state_json(oci, field):
     cid, _b, pid, dirs = make(oci, start=True)
     try:
         damage_state(oci.root, cid, field, KeyError)
-        r = oci.cmd("kill", cid, "KILL")
-        assert_one_line_error(r, "state.json")
+        log = oci.tmp / "log.json"
+        r = oci.cmd("kill", cid, "KILL", global_args=("--log", log, "--log-format", "json"))
+        line = assert_one_line_error(r, "state.json", f"{field}: missing")
+        assert [e["msg"] for e in json_log_errors(log)] == [line.removeprefix("ociruntime: ")]
         assert pid_alive(pid)
         assert_deleted_whole(oci, cid, pid, dirs)
     finally:
