@@ -30,7 +30,9 @@ from ociruntime.errors import OciError
 def remove(c):
     """Kill and remove everything found of container c (whose directory
     we hold locked), then its state directory."""
-    records = _records(c.dir)
+    # A record naming another container (a state copied over ours) is
+    # not ours to act on.
+    records = [r for r in _records(c.dir) if r.get("id", c.id) == c.id]
     managers, made = _placements(c.id, records)
     pid, start = _pid(records)
     for m in managers:

@@ -202,6 +202,23 @@ def test_state_json_unreadable_custom_cgroups_path(oci, lost):
         scrub(pid, dirs)
 
 
+def test_a_state_of_another_container_is_not_acted_on(oci):
+    """state.json copied from another container: delete --force of this
+    one leaves the other alone (and still removes this one)."""
+    other, _b, other_pid, other_dirs = make(oci, start=True)
+    cid, _b2, pid, dirs = make(oci, start=True)
+    try:
+        for name in ("state.json", "fast", "cgroups.json"):
+            shutil.copy(Path(oci.root, other, name), Path(oci.root, cid, name))
+        assert_one_line_error(oci.cmd("state", cid), "state.json")
+        assert_deleted_whole(oci, cid, pid, dirs)
+        assert pid_alive(other_pid) and existing(other_dirs) == other_dirs
+        assert oci.state(other)["status"] == "running"
+    finally:
+        scrub(pid, dirs)
+        scrub(other_pid, other_dirs)
+
+
 def test_corrupt_state_of_a_container_killed_during_create(oci):
     """A directory with only a damaged state.json whose pid is not a
     number: delete --force removes it (nothing else to find)."""
