@@ -468,11 +468,14 @@ def delete(root, cid, force=False):
             return   # runc: --force on a missing container succeeds (podman relies on it)
         raise OciError(f'container "{cid}" does not exist')
     if damaged:
-        try:
-            from ociruntime import salvage
-            return salvage.remove(c)
-        finally:
-            os.close(lock)
+        try:   # its create may have been under way: read it again, locked
+            c, damaged = Container.load(root, cid), False
+        except (ContainerNotFound, state.CorruptState):
+            try:
+                from ociruntime import salvage
+                return salvage.remove(c)
+            finally:
+                os.close(lock)
     try:
         if c.data.get("status") == "creating":
             status = "stopped"   # we hold the lock: its creator is dead
