@@ -15,8 +15,8 @@ field is used only if it has the type create writes, state.py's FIELDS):
   the bundle        config.json's linux.cgroupsPath, if the bundle is known
 
 The processes of every cgroup found are killed (so are the init's, if its
-pid and start time are known), the directories removed, then the state
-directory.  Nothing is done in a cgroup that holds the runtime itself (an
+pid and start time are known), the directories removed, the poststop
+hooks run (if a record has them), then the state directory is removed.  Nothing is done in a cgroup that holds the runtime itself (an
 ancestor of ours, or a hierarchy's root): that is never a container's.
 """
 import os
@@ -50,7 +50,19 @@ def remove(c):
             m.destroy()   # a systemd unit: stopped
     # Deepest first; an error keeps the state directory: delete --force again.
     cgroups.Manager({}, sorted(made, key=len)).destroy()
+    _poststop(c.id, records)
     state.remove_tree(c.dir)
+
+
+def _poststop(cid, records):
+    """The poststop hooks, as delete runs them (runtime.md 13), where a
+    record still has them."""
+    entries = next(iter(_good(records, "hooks")), {}).get("poststop")
+    if entries:
+        from ociruntime import hooks
+        data = {"id": cid, "bundle": next(iter(_good(records, "bundle")), ""),
+                "annotations": next(iter(_good(records, "annotations")), {})}
+        hooks.run("poststop", entries, hooks.state(data, "stopped", 0), warn_only=True)
 
 
 # -- the records ---------------------------------------------------------------

@@ -375,3 +375,17 @@ def test_state_json_garbage_of_a_systemd_container(fake_systemd, oci):
         assert [d for d in _test_slice_dirs() if slc in d] == []
     finally:
         scrub(pid, dirs)
+
+
+def test_poststop_hooks_run_when_state_json_is_damaged(oci):
+    out = oci.tmp / "poststop.json"
+    cfg = config(["sleep", "1000"])
+    cfg["hooks"] = {"poststop": [{"path": "/bin/sh", "args": ["sh", "-c", f"cat > {out}"]}]}
+    cid, b, pid, dirs = make(oci, cfg=cfg, start=True)
+    try:
+        damage_state(oci.root, cid, "pid", "x")
+        assert_deleted_whole(oci, cid, pid, dirs)
+        st = json.loads(out.read_text())
+        assert (st["id"], st["status"], st["bundle"]) == (cid, "stopped", str(b))
+    finally:
+        scrub(pid, dirs)
