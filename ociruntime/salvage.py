@@ -16,8 +16,10 @@ field is used only if it has the type create writes, state.py's FIELDS):
 
 The processes of every cgroup found are killed (so are the init's, if its
 pid and start time are known), the directories removed, the poststop
-hooks run (if a record has them), then the state directory is removed.  Nothing is done in a cgroup that holds the runtime itself (an
-ancestor of ours, or a hierarchy's root): that is never a container's.
+hooks run (if a record has them), then the state directory is removed.
+Nothing is done in a cgroup that holds the runtime itself (an ancestor of
+ours, or a hierarchy's root): that is never a container's.  A record
+whose id is another container's is not used.
 """
 import os
 
@@ -159,12 +161,12 @@ def _placements(cid, records):
                     if os.path.basename(d) == cid or (path and not recorded))
     seen = set()
     for paths in found:
-        paths = {m: d for m, d in paths.items() if os.path.isdir(d) and _foreign_free(d)}
+        paths = {m: d for m, d in paths.items() if os.path.isdir(d) and _may_be_a_container(d)}
         key = tuple(sorted(paths.items()))
         if paths and key not in seen:
             seen.add(key)
             managers.append(cgroups.Manager(paths))
-    return managers, {d for d in made if _foreign_free(d)}
+    return managers, {d for d in made if _may_be_a_container(d)}
 
 
 def _config_path(bundle):
@@ -185,8 +187,9 @@ def _own_dirs():
             for _n, _t, _k, mnt, root, own in cgroups.host_hierarchies()]
 
 
-def _foreign_free(d):
-    """Is d below a hierarchy's root and not our own cgroup or its ancestor?"""
+def _may_be_a_container(d):
+    """Is d below a hierarchy's root, and neither our own cgroup nor one
+    of its ancestors?"""
     mounts = [h[3].rstrip("/") for h in cgroups.host_hierarchies()]
     if not any(d.startswith(m + "/") for m in mounts):
         return False
