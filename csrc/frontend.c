@@ -183,6 +183,57 @@ static int parse_fast(char *buf, size_t len, struct fast *f)
     return have == 15 && f->pid > 0 ? 0 : -1;
 }
 
+/* The integer of top-level key in the compact JSON of b, or -1. */
+static long long json_int(const struct blob *b, const char *key)
+{
+    char pat[64];
+    int n = snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = b->p, *end = b->p + b->len;
+    while ((p = memmem(p, (size_t)(end - p), pat, (size_t)n)) != NULL) {
+        if (p > b->p && (p[-1] == '{' || p[-1] == ',') && p + n < end && p[n] >= '0' && p[n] <= '9')
+            return strtoll(p + n, NULL, 10);
+        p += n;
+    }
+    return -1;
+}
+
+/* Does b hold the JSON string "path" (a path needing no escapes)? */
+static int json_has_path(const struct blob *b, const char *path)
+{
+    char quoted[PATH_MAX + 2];
+    int n = snprintf(quoted, sizeof quoted, "\"%s\"", path);
+    return n > 0 && (size_t)n < sizeof quoted && memmem(b->p, b->len, quoted, (size_t)n) != NULL;
+}
+
+/* Is the top-level "id" of the compact JSON b the string id (an id
+ * needs no escapes)? */
+static int json_id_is(const struct blob *b, const char *id)
+{
+    char pat[1100];
+    for (const char *lead = "{,"; *lead; lead++) {
+        int n = snprintf(pat, sizeof pat, "%c\"id\":\"%s\"", *lead, id);
+        if (n > 0 && (size_t)n < sizeof pat && memmem(b->p, b->len, pat, (size_t)n))
+            return 1;
+    }
+    return 0;
+}
+
+/* The fast file's own lines must say what its copy of state.json says,
+ * and that copy must be this container's: one damaged file is never
+ * acted on (a wrong pid, a directory that is not the container's, the
+ * files of another container); Python judges from state.json. */
+static int agrees(const struct fast *f, const char *id)
+{
+    if (!json_id_is(&f->state_json, id))
+        return 0;
+    if (json_int(&f->state_json, "pid") != f->pid || json_int(&f->state_json, "pid_start") != f->start)
+        return 0;
+    for (int i = 0; i < f->n_rmdir; i++)
+        if (!json_has_path(&f->state_json, f->rmdir[i]))
+            return 0;
+    return 1;
+}
+
 /* -- status: state.py's Container.status ----------------------------------- */
 
 /* Is pid alive, not a zombie, and started at start (not a reused pid)? */
@@ -284,7 +335,8 @@ static void load(const char *root, const char *id, int lock, struct container *c
         run_python();
     /* state.json changed since (damaged, rewritten): Python's to judge. */
     char *saved = read_file_at(c->dfd, "state.json", &len);
-    if (!saved || len != c->f.state_json.len || memcmp(saved, c->f.state_json.p, len) != 0)
+    if (!saved || len != c->f.state_json.len || memcmp(saved, c->f.state_json.p, len) != 0
+        || !agrees(&c->f, id))
         run_python();
     free(saved);
 }
@@ -417,6 +469,17 @@ static int cmd_delete(const char *root, const char *id)
 
 /* -- the command line ------------------------------------------------------------ */
 
+/* Can --log's file be opened (and made) for appending, as runc and
+ * Python open it before doing anything? */
+static int log_opens(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return 1;
+}
+
 /* Is arg the flag name (-name, --name, or either with =value)? */
 static int is_flag(const char *arg, const char *name, const char **value)
 {
@@ -440,7 +503,8 @@ int main(int argc, char **argv)
     const char *root = "/run/ociruntime", *value;
     int i = 1;
     /* The global flags that change nothing here (--log: only errors and
-     * debug lines are logged, and both are Python's). */
+     * debug lines are logged, and both are Python's; but a log that cannot
+     * be opened is an error, Python's to report). */
     for (; i < argc && argv[i][0] == '-'; i++) {
         static const char *const with_value[] = {"root", "log", "log-format", "rootless", "criu"};
         size_t k, n = sizeof with_value / sizeof *with_value;
@@ -451,6 +515,8 @@ int main(int argc, char **argv)
                 run_python();
             if (k == 0)
                 root = value;
+            else if (k == 1 && !log_opens(value))
+                run_python();   /* Python fails the command, naming the file */
             else if (k == 2 && strcmp(value, "text") && strcmp(value, "json"))
                 run_python();
         } else if (!is_flag(argv[i], "systemd-cgroup", &value)) {

@@ -8,8 +8,6 @@
 #include <sys/types.h>
 #include "core.h"
 
-#define MAX_ARGS 4096
-
 struct arg {
     int is_str;
     int64_t num;

@@ -55,7 +55,11 @@ int decode_plan(const uint8_t *buf, size_t len, struct step **out, size_t *n_out
         struct step s;
         if (read_u32(&p, end, &s.op) || read_u32(&p, end, &s.argc))
             goto bad;
-        if (s.op == 0 || s.op >= OP__COUNT || s.argc > MAX_ARGS || s.argc < min_args[s.op])
+        /* No fixed limit (an exec of 20000 args and env entries is one
+         * step); an argument takes at least 9 bytes, so argc is bounded by
+         * what is left of the plan before anything is allocated for it. */
+        if (s.op == 0 || s.op >= OP__COUNT || s.argc > (size_t)(end - p) / 9
+            || s.argc < min_args[s.op])
             goto bad;
         s.args = calloc(s.argc ? s.argc : 1, sizeof *s.args);
         if (!s.args)

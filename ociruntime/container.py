@@ -12,7 +12,7 @@ import time
 import _signal as signal
 
 from ociruntime import cgroups, log, state
-from ociruntime.errors import ContainerNotRunning, OciError
+from ociruntime.errors import ContainerNotFound, ContainerNotRunning, OciError
 from ociruntime.namespaces import Namespaces
 from ociruntime.state import Container
 
@@ -64,10 +64,11 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         terminal.check(proc.get("terminal"), console_socket, not foreground)
     preserve_fds += listen_fds(proc, preserve_fds)
 
-    os.makedirs(root, 0o711, exist_ok=True)
+    # 0700, as runc's root: only root may look at the containers' state.
+    os.makedirs(root, 0o700, exist_ok=True)
     cdir = os.path.join(root, cid)
     try:
-        os.mkdir(cdir, 0o711)
+        os.mkdir(cdir, 0o700)
     except FileExistsError:
         raise OciError(f'container with id "{cid}" already exists') from None
     lock = state.lock_dir(cdir)
@@ -97,6 +98,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         else:   # saved before they are made: a create killed meanwhile leaves delete --force the list
             c.data["cgroups_created"] = cg.planned()
         c.save()
+        c.save_cgroups()   # the same, apart: a damaged state.json strands nothing (salvage.py)
         cg.create()
         c.data["cgroups_created"] = cg.created
         c.save()
@@ -216,7 +218,7 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, co
         log.debug_plan(f"create {c.id}", plan)
         passed = [fd for fd in (fifo_fd, console_fd, listener_fd, report_fd) if fd >= 0]
         first = core.spawn(plan.encode(), init_sync, [*range(3, first_free), *passed, *ctx.spawn_fds],
-                           (c.root, c.id))
+                           (c.root, c.id), cwd=bundle)
         log.debug(f"create {c.id}: cloned {first}")
         pids.append(first)
         if listener_fd >= 0:   # the init's copy is the one that sends: the agent waits for EOF
@@ -452,19 +454,29 @@ def _signal_init(c, sig):
 
 
 def delete(root, cid, force=False):
+    damaged = False
     try:
         c = Container.load(root, cid)
-    except OciError:
+    except (ContainerNotFound, state.CorruptState):
         if not force:
             raise
-        if not os.path.isdir(os.path.join(root, state.check_id(cid))):
-            return   # runc: --force on a missing container succeeds (podman relies on it)
-        c = Container(root, cid, _salvage(cid))   # corrupt state: remove what we can
+        # A directory without a readable state (a create killed before it
+        # wrote one, or a damaged file): salvage.py finds what is left.
+        c, damaged = Container(root, cid, {}), True
     lock = state.lock_dir(c.dir)
     if lock is None:
         if force:
-            return
+            return   # runc: --force on a missing container succeeds (podman relies on it)
         raise OciError(f'container "{cid}" does not exist')
+    if damaged:
+        try:   # its create may have been under way: read it again, locked
+            c, damaged = Container.load(root, cid), False
+        except (ContainerNotFound, state.CorruptState):
+            try:
+                from ociruntime import salvage
+                return salvage.remove(c)
+            finally:
+                os.close(lock)
     try:
         if c.data.get("status") == "creating":
             status = "stopped"   # we hold the lock: its creator is dead
@@ -483,19 +495,6 @@ def delete(root, cid, force=False):
         state.remove_tree(c.dir)
     finally:
         os.close(lock)
-
-
-def _salvage(cid):
-    """What a corrupt state.json still lets `delete --force` find: the
-    cgroups of the default placement (named after the id), whose
-    processes (the init among them) are then killed and which are removed.
-    A container with a custom cgroupsPath keeps its cgroup (SECURITY.md)."""
-    try:
-        cg = cgroups.Manager.for_config(None, cid)
-    except OciError:
-        return {}
-    paths = {m: p for m, p in cg.paths.items() if os.path.basename(p) == cid and os.path.isdir(p)}
-    return {"status": "creating", "cgroups": paths, "cgroups_created": sorted(paths.values())}
 
 
 def _kill_everything(c, cg):

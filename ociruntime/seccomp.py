@@ -77,7 +77,7 @@ OPERATORS = {
 # got the fd yet (runc refuses SCMP_ACT_NOTIFY on its `write` likewise).
 _NO_NOTIFY = {"sendmsg"}
 
-_MAX_NAMES_PER_STEP = 2000   # the C core takes at most 4096 args a step
+_MAX_NAMES_PER_STEP = 2000   # names per SECCOMP_RULE step: the plan stays in small steps
 _U64 = (1 << 64) - 1
 
 

@@ -7,6 +7,14 @@
                          answer state, start, kill and delete without
                          Python: written once, at the end of create, only
                          for what it can do alone (see write_fast)
+<root>/<id>/cgroups.json the cgroups (and bundle) again, written before the
+                         cgroups are made: with `fast`, what `delete
+                         --force` reads when state.json is damaged
+                         (salvage.py)
+
+The root and the container directories are 0700, as runc's root.  Every
+field of state.json is checked on load (FIELDS): a damaged one is one
+line naming it, for every command but `delete --force`.
 
 A flock on the container directory serialises the commands that change a
 container (create, start, delete).  The status is not stored: it is read
@@ -46,6 +54,101 @@ def process_alive(pid, start_time):
     return st is not None and st[1] == start_time and st[0] not in ("Z", "X")
 
 
+class CorruptState(OciError):
+    """state.json is unreadable as what create wrote: `delete --force`
+    still removes the container (ociruntime/salvage.py)."""
+
+
+def denied(path):
+    """The error of a caller who may not read the state (not root)."""
+    return OciError(f"permission denied: {path}: run as root or use --root")
+
+
+# -- what create writes into state.json, and nothing else --------------------
+# Every command trusts these types; a state damaged on disk (by hand, a
+# full disk, a bad restore) must give one clear line, never a traceback,
+# and must not make delete act on the wrong thing (a pid of another type,
+# a cgroup at a hierarchy's root).
+
+PID_MAX = 1 << 22   # the kernel's highest pid_max
+
+
+def _str(v):
+    return isinstance(v, str)
+
+
+def _strs(v):
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _cgroup_dirs(v):
+    # A hierarchy's own directory (its root) is never a container's.
+    return _strs(v) and all(x.startswith("/") and os.path.normpath(x) == x for x in v)
+
+
+def _cgroups(v):
+    return (isinstance(v, dict) and _cgroup_dirs(list(v))
+            and all(isinstance(d, str) and d.startswith(m.rstrip("/") + "/")
+                    and os.path.normpath(d) == d for m, d in v.items()))
+
+
+def _hooks(v):
+    return isinstance(v, dict) and all(
+        isinstance(hs, list) and all(
+            isinstance(h, dict) and isinstance(h.get("path"), str)
+            and _strs(h.get("args", [])) and _strs(h.get("env", []))
+            and (h.get("timeout") is None or type(h.get("timeout")) is int) for h in hs)
+        for hs in v.values())
+
+
+def _process(v):
+    # What exec merges its flags into before it validates the result.
+    return (isinstance(v, dict) and _strs(v.get("env", [])) and isinstance(v.get("user", {}), dict)
+            and isinstance(v.get("capabilities", {}), dict)
+            and all(_strs(x) for x in v.get("capabilities", {}).values()))
+
+
+FIELDS = {
+    "status": ("creating or created", lambda v: v in ("creating", "created")),
+    "pid": ("a pid", lambda v: type(v) is int and 0 < v <= PID_MAX),
+    "pid_start": ("a start time", lambda v: type(v) is int and 0 <= v < 1 << 63),
+    "bundle": ("a path", _str), "rootfs": ("a path", _str), "created": ("a time", _str),
+    "annotations": ("an object of strings", lambda v: isinstance(v, dict) and all(
+        isinstance(x, str) for x in v.values())),
+    "has_process": ("true or false", lambda v: type(v) is bool),
+    "no_new_keyring": ("true or false", lambda v: type(v) is bool),
+    "hooks": ("an object of hook lists", _hooks),
+    "namespaces": ("a list of names", _strs),
+    "seccomp": ("an object or null", lambda v: v is None or isinstance(v, dict)),
+    "process": ("a process", _process),
+    "cgroups": ("{hierarchy: directory below it}", _cgroups),
+    "cgroups_created": ("a list of directories", _cgroup_dirs),
+    "cgroups_systemd": ("{unit, slice}", lambda v: isinstance(v, dict) and _str(v.get("unit"))
+                        and _str(v.get("slice"))),
+}
+# Once created, a container has these for certain.
+REQUIRED_CREATED = ("pid", "pid_start", "cgroups")
+
+
+def field_ok(data, name):
+    """Is data's field name absent or of the type create writes?"""
+    return name not in data or FIELDS[name][1](data[name])
+
+
+def damage(data):
+    """What is wrong with state data ("pid: not a pid"), or None."""
+    for name in FIELDS:
+        if not field_ok(data, name):
+            return f"{name}: not {FIELDS[name][0]}"
+    if "status" not in data:
+        return "status: missing"
+    if data["status"] == "created":
+        for name in REQUIRED_CREATED:
+            if name not in data:
+                return f"{name}: missing"
+    return None
+
+
 def lock_dir(path):
     """Take the container's lock; None if the container is gone."""
     import fcntl
@@ -55,6 +158,8 @@ def lock_dir(path):
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except PermissionError:
+        raise denied(path) from None
     except OSError as e:
         if e.errno == errno.ELOOP:
             return None
@@ -83,14 +188,19 @@ class Container:
                 raw = f.read()
         except FileNotFoundError:
             raise ContainerNotFound(cid) from None
+        except PermissionError:
+            raise denied(path) from None
         except OSError as e:
             raise OciError(f"{path}: {e.strerror.lower()}") from None
         try:
             data = jsonlite.loads(raw)
             if not isinstance(data, dict) or data.get("id") != cid:
                 raise ValueError("not a container state")
+            why = damage(data)
+            if why:
+                raise ValueError(why)
         except ValueError as e:
-            raise OciError(f"{path}: corrupt state ({e}); `delete --force {cid}` removes it") from None
+            raise CorruptState(f"{path}: corrupt state ({e}); `delete --force {cid}` removes it") from None
         return cls(root, cid, data)
 
     @classmethod
@@ -99,6 +209,8 @@ class Container:
             return sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)))
         except FileNotFoundError:
             return []
+        except PermissionError:
+            raise denied(root) from None
 
     # -- fields ----------------------------------------------------------
     @property
@@ -166,6 +278,24 @@ class Container:
         finally:
             os.close(fd)
         os.rename(tmp, os.path.join(self.dir, "state.json"))
+
+    def save_cgroups(self):
+        """What delete needs to find the container's cgroups, kept apart
+        from state.json (see salvage.py): written once, before they are
+        made."""
+        record = {k: self.data[k] for k in RECORD if k in self.data}
+        # Once, into a new directory: no temp file and rename (a torn
+        # write is only one more record salvage.py skips).
+        fd = os.open(os.path.join(self.dir, "cgroups.json"),
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, jsonlite.dumps(record).encode())
+        finally:
+            os.close(fd)
+
+
+# What cgroups.json repeats of state.json.
+RECORD = ("id", "bundle", "cgroups", "cgroups_created", "cgroups_systemd")
 
 
 FAST_MAGIC = b"ociruntime-fast 1\n"
