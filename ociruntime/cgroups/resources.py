@@ -256,7 +256,7 @@ def _blockio(w, b, f):
     if ver == 1:
         bfq = not has("blkio.weight") and has("blkio.bfq.weight")
         wname = "blkio.bfq.weight" if bfq else "blkio.weight"
-        if _set(b, "weight"):
+        if b.get("weight"):   # 0 is unset, as in runc: Docker always writes it
             w.add(d, wname, b["weight"], f + ".weight")
         if _set(b, "leafWeight"):
             w.add(d, "blkio.leaf_weight", b["leafWeight"], f + ".leafWeight")
@@ -274,7 +274,7 @@ def _blockio(w, b, f):
     if _set(b, "leafWeight"):
         raise OciError(f"{f}.leafWeight: cgroup v2 has no leaf weight")
     bfq = has("io.bfq.weight")
-    if _set(b, "weight"):
+    if b.get("weight"):   # 0 is unset, as in runc
         if bfq:
             w.add(d, "io.bfq.weight", b["weight"], f + ".weight")
         else:
