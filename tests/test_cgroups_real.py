@@ -134,7 +134,7 @@ def test_v1_resources_written(oci):
         "memory": {"limit": 64 << 20, "reservation": 32 << 20, "swap": 64 << 20, "swappiness": 10,
                    "disableOOMKiller": False, "kernelTCP": 16 << 20},
         "cpu": {"shares": 512, "quota": 20000, "period": 100000, "cpus": "0", "mems": "0", "idle": 0},
-        "pids": {"limit": 0},
+        "pids": {"limit": 1},
         "blockIO": {"throttleReadBpsDevice": [{"major": int(mj), "minor": int(mn), "rate": 1048576}],
                     "throttleWriteIOPSDevice": [{"major": int(mj), "minor": int(mn), "rate": 100}]},
         "devices": [{"allow": False, "access": "rwm"},
@@ -152,13 +152,13 @@ def test_v1_resources_written(oci):
     assert read(cpu + "/cpu.cfs_quota_us") == "20000"
     assert read(cpu + "/cpu.cfs_period_us") == "100000"
     assert read(cgdir(oci.root, cid, "cpuset") + "/cpuset.cpus") == "0"
-    assert read(cgdir(oci.root, cid, "pids") + "/pids.max") == "0"   # 0 is a real limit
+    assert read(cgdir(oci.root, cid, "pids") + "/pids.max") == "1"   # 0 would be unset (runc)
     blkio = cgdir(oci.root, cid, "blkio")
     assert f"{mj}:{mn} 1048576" in read(blkio + "/blkio.throttle.read_bps_device")
     assert f"{mj}:{mn} 100" in read(blkio + "/blkio.throttle.write_iops_device")
     listing = read(cgdir(oci.root, cid, "devices") + "/devices.list").splitlines()
     assert "c 10:229 rwm" in listing and "c 1:3 rwm" in listing and "a *:* rwm" not in listing
-    assert oci.state(cid)["status"] == "running"   # pids.max 0 and yet it runs: it joined first
+    assert oci.state(cid)["status"] == "running"   # pids.max 1 and yet it runs: it joined first
 
 
 @need_v1("devices")
