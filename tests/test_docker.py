@@ -636,3 +636,72 @@ def test_twenty_at_once(dk):
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
         outs = list(pool.map(lambda cid: dk.ok("exec", cid, "hostname"), ids))
     assert sorted(o.strip() for o in outs) == sorted(cid[:12] for cid in ids)
+
+
+def test_rm_f_of_paused_and_host_pid_containers(dk):
+    """rm -f thaws a paused container to kill it; with the host's pid
+    namespace, the init's death does not take the exec'd process along:
+    the runtime kills every process of the cgroup."""
+    paused = dk.start(IMAGE, "sleep", "1000")
+    dk.ok("exec", "-d", paused, "sleep", "998")
+    shared = dk.start("--pid", "host", IMAGE, "sleep", "1000")
+    dk.ok("exec", "-d", shared, "sleep", "997")
+    for cid, cmd in ((paused, "sleep 998"), (shared, "sleep 997")):
+        wait_for(lambda: cmd in dk.ok("top", cid), what=f"{cmd} in docker top")
+    dk.ok("pause", paused)
+    pids = [int(line.split()[1]) for cid in (paused, shared) for line in dk.ok("top", cid).splitlines()[1:]]
+    assert len(pids) == 4 and all(_alive(p) for p in pids)
+    gone = remove_all(dk, extra_pids=pids)
+    assert wait_for(lambda: not _leftovers(dk, gone), timeout=20), _leftovers(dk, gone)
+    assert not any(_alive(p) for p in pids)
+
+
+def test_custom_seccomp_profile(dk, tmp_path):
+    """--security-opt seccomp=FILE: Docker's own profile format, compiled
+    by Docker into linux.seccomp; mkdir gets the errno it names."""
+    profile = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}
+    (tmp_path / "p.json").write_text(json.dumps(profile))
+    r = dk.run("--security-opt", f"seccomp={tmp_path / 'p.json'}", IMAGE, "sh", "-c",
+               "mkdir /tmp/d; touch /tmp/f && echo touched")
+    assert "Permission denied" in r.stderr and r.stdout == "touched\n", r
+
+
+def test_hostname_hosts_shm_workdir_cpuset(dk):
+    out = dk.out("--hostname", "box1", "--add-host", "db.test:10.9.8.7", "--shm-size", "8m", "-w", "/new/dir",
+                 "--cpuset-cpus", "0", IMAGE, "sh", "-c",
+                 "hostname; grep db.test /etc/hosts; df -k /dev/shm | tail -1; pwd; "
+                 "cat /sys/fs/cgroup/cpuset/cpuset.cpus; grep Cpus_allowed_list /proc/self/status")
+    lines = out.splitlines()
+    assert lines[0] == "box1" and lines[1].split() == ["10.9.8.7", "db.test"]
+    assert lines[2].split()[1] == "8192" and lines[3] == "/new/dir"
+    assert lines[4] == "0" and lines[5].split()[-1] == "0"
+
+
+# What a container sees: its identity, capabilities, limits, mounts, /dev,
+# the masked and read-only paths.  Compared line by line with runc's.
+VIEW = r'''
+id; umask; hostname; pwd; env | sort | grep -v HOSTNAME
+grep -E "^(Cap|NoNewPrivs|Seccomp|Groups)" /proc/self/status
+cat /proc/self/oom_score_adj; ulimit -a
+sed -E 's/(lowerdir|upperdir|workdir)=[^,]*//g; s/size=[0-9]+k/size=N/' /proc/self/mounts | awk '{print $2, $3, $4}' | sort
+ls -la /dev | awk '{print $1, $3, $4, $5, $NF}'; ls -la /dev/pts /dev/mqueue /dev/shm | awk '{print $1, $NF}'
+head -c1 /proc/kcore 2>&1 | wc -c; head -1 /proc/timer_list; ls /proc/acpi /proc/scsi /sys/firmware 2>&1
+touch /proc/sys/kernel/x 2>&1; echo 1 > /proc/sys/vm/drop_caches 2>&1
+sed 's/[0-9a-f]\{64\}/ID/' /proc/self/cgroup; cat /proc/self/loginuid; echo
+ls -la / | awk '{print $1, $3, $NF}'; stat -c '%a %U %n' /tmp /etc/hosts /etc/resolv.conf /etc/hostname
+'''
+
+
+def test_same_view_as_runc(dk):
+    """Where we differ on purpose: the cgroup tmpfs is read-only as Docker
+    asks (runc 1.1 leaves it writable), and on a hybrid host the container
+    also sees its cgroup2 (unified) hierarchy."""
+    def view(runtime):
+        r = dk.cmd("run", "--rm", "--runtime", runtime, "--hostname", "h", IMAGE, "sh", "-c", VIEW)
+        assert r.returncode == 0, r.stderr
+        return [line for line in r.stdout.splitlines()
+                if not line.startswith(("/sys/fs/cgroup tmpfs ", "/sys/fs/cgroup/unified "))]
+    theirs, ours = view("runc"), view("ociruntime")
+    assert len(ours) > 100
+    assert ours == theirs
