@@ -571,6 +571,11 @@ def test_pid_and_ipc_host(dk):
 def test_init(dk):
     out = dk.out("--init", IMAGE, "ps", "-o", "pid,args")
     assert "1 /sbin/docker-init -- ps" in out
+    # docker-init hands stop's TERM to sleep (which, as pid 1, would ignore it)
+    cid = dk.start("--init", IMAGE, "sleep", "1000")
+    wait_for(lambda: "sleep 1000" in dk.ok("top", cid), what="sleep under docker-init")
+    dk.ok("stop", "-t", "60", cid)
+    assert exited(dk, cid) == 143
 
 
 # -- observing -------------------------------------------------------------------------
