@@ -28,10 +28,6 @@ def check(cfg, ns, source):
         raise ConfigError(f"{source}: $.linux.uidMappings: mappings need a user namespace")
     for key in linux.get("sysctl") or ():
         check_sysctl(key, ns, source)
-        if key in ("kernel.hostname", "kernel.domainname") and cfg.get(key[7:]):
-            # runc's rule: the sysctl would silently override the field
-            raise ConfigError(f"{source}: $.linux.sysctl[{key!r}]: sysctl {key!r} is not allowed "
-                              f"as it conflicts with the OCI {key[7:]!r} field")
     proc = cfg.get("process") or {}
     if proc.get("apparmorProfile") or proc.get("selinuxLabel") or linux.get("mountLabel"):
         from ociruntime import lsm
@@ -60,9 +56,15 @@ def check_sysctl(key, ns, source):
             return
         raise ConfigError(f"{where}: sysctl {key!r} is not allowed in the host's network namespace")
     if key in ("kernel.domainname", "kernel.hostname"):
-        if ns.has("uts"):
-            return
-        raise ConfigError(f"{where}: sysctl {key!r} is not allowed in the host's uts namespace")
+        if not ns.has("uts"):
+            raise ConfigError(f"{where}: sysctl {key!r} is not allowed in the host's uts namespace")
+        if key == "kernel.hostname":
+            # runc 1.1.5 (and crun): always, `hostname` given or not.
+            # kernel.domainname is taken, even beside `domainname`: the
+            # sysctl is written last and wins (as in runc).
+            raise ConfigError(f"{where}: sysctl {key!r} is not allowed as it conflicts "
+                              "with the OCI 'hostname' field")
+        return
     raise ConfigError(f"{where}: sysctl {key!r} is not in a separate kernel namespace")
 
 

@@ -17,6 +17,7 @@ import os
 
 import pytest
 
+import hostfeatures
 from conftest import busybox_config
 from ociruntime import cgroups
 
@@ -157,9 +158,11 @@ def _missing_block_device():
     pytest.skip("every block device number 251:* exists")
 
 
-CHANGES = {"memory": {"limit": 128 << 20, "swap": 256 << 20, "reservation": 16 << 20},
+CHANGES = {"memory": {"limit": 128 << 20, "reservation": 16 << 20},
            "cpu": {"shares": 300, "quota": 30000, "period": 50000, "cpus": "0", "mems": "0"},
            "pids": {"limit": 40}}
+if hostfeatures.swap_accounting():
+    CHANGES["memory"]["swap"] = 256 << 20   # memsw grows before the limit
 
 
 def _refused(r, field):
@@ -187,7 +190,8 @@ def test_update_whose_last_write_fails_changes_nothing(oci):
     # and the same update without the bad rule goes through whole
     oci.ok("update", "--resources", "-", cid, input=json.dumps(CHANGES))
     after = files(oci, cid)
-    assert after["memory/memory.memsw.limit_in_bytes"] == str(256 << 20)
+    assert after["memory/memory.limit_in_bytes"] == str(128 << 20)
+    assert after.get("memory/memory.memsw.limit_in_bytes", str(256 << 20)) == str(256 << 20)
     assert (after["cpu/cpu.cfs_quota_us"], after["cpu/cpu.cfs_period_us"]) == ("30000", "50000")
     assert after["pids/pids.max"] == "40"
     assert oci.state(cid)["status"] == "running"
@@ -205,14 +209,13 @@ def test_update_cpuset_outside_the_host_changes_nothing(oci):
 
 
 @need_v1("memory")
+@hostfeatures.need_swap_accounting
 def test_update_memory_below_usage_puts_memsw_back(oci):
     """Growing memsw goes first (it may not be below the limit), then a
     limit below what the container uses is refused (EBUSY): memsw is put
     back."""
     cid = sleeper(oci, {"memory": {"limit": 64 << 20}})
     before = files(oci, cid)
-    if "memory/memory.memsw.limit_in_bytes" not in before:
-        pytest.skip("no swap accounting (memory.memsw.limit_in_bytes) on this host")
     r = oci.cmd("update", "--resources", "-", cid,
                 input=json.dumps({"memory": {"limit": 4096, "swap": 128 << 20}}))
     _refused(r, "linux.resources.memory.limit")
@@ -221,14 +224,64 @@ def test_update_memory_below_usage_puts_memsw_back(oci):
 
 
 @need_v1("memory", "cpu", "blkio")
+@pytest.mark.skipif(hostfeatures.has_cgroup_file("blkio", "blkio.leaf_weight"),
+                    reason="this host has blkio.leaf_weight (CFQ)")
 def test_update_with_a_file_the_kernel_lacks_writes_nothing(oci):
     """blkio.leaf_weight went with CFQ: found missing before any write."""
     cid = sleeper(oci, LIMITED)
-    if os.path.exists(os.path.join(cgdir(oci, cid, "blkio"), "blkio.leaf_weight")):
-        pytest.skip("this kernel has blkio.leaf_weight (CFQ)")
     before = files(oci, cid)
     res = dict(CHANGES, blockIO={"leafWeight": 500})
     r = oci.cmd("update", "--resources", "-", cid, input=json.dumps(res))
     _refused(r, "linux.resources.blockIO.leafWeight")
     assert "no such cgroup file" in r.stderr
     assert files(oci, cid) == before
+
+
+@need_v1("memory", "cpu", "cpuset", "pids")
+@pytest.mark.parametrize("res, field", [
+    ({"memory": {"limit": "64m"}}, "linux.resources.memory.limit"),
+    ({"cpu": []}, "linux.resources.cpu"),
+    ({"pids": {"limit": 1.5}}, "linux.resources.pids.limit"),
+    ({"blockIO": {"throttleReadBpsDevice": [{"major": 8}]}},
+     "linux.resources.blockIO.throttleReadBpsDevice[0]"),
+])
+def test_update_with_a_wrong_type_names_the_field(oci, res, field):
+    cid = sleeper(oci, LIMITED)
+    before = files(oci, cid)
+    r = oci.cmd("update", "--resources", "-", cid, input=json.dumps(dict(CHANGES, **res)))
+    _refused(r, field)
+    assert files(oci, cid) == before
+
+
+@need_v1("devices", "pids")
+def test_update_refused_device_rule_puts_the_rules_back(oci):
+    """The parent cgroup denies c 10:200 rw: the update's rule allowing it is
+    refused after the old rules were cleared (v1 rewrites them: deny all,
+    then allow each): the old rules and the pids limit come back, and the
+    container can still use /dev/null."""
+    _, mnt = LAYOUT.locate("devices")
+    parent = f"ocitest-devparent-{os.urandom(4).hex()}"
+    cid = oci.new_id()
+    os.mkdir(os.path.join(mnt, parent))
+    try:
+        with open(os.path.join(mnt, parent, "devices.deny"), "w") as f:
+            f.write("c 10:200 rw")
+        cfg = busybox_config(["sleep", "1000"])
+        cfg["linux"]["resources"] = {"pids": {"limit": 50}}
+        cfg["linux"]["cgroupsPath"] = f"/{parent}/{cid}"
+        r = oci.create("-b", oci.bundle(cfg), cid)
+        assert r.returncode == 0, r.stderr
+        oci.ok("start", cid)
+        d = cgdir(oci, cid, "devices")
+        before = read(d + "/devices.list")
+        res = {"pids": {"limit": 20},
+               "devices": [{"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"}]}
+        r = oci.cmd("update", "--resources", "-", cid, input=json.dumps(res))
+        _refused(r, "linux.resources.devices")
+        assert read(d + "/devices.list") == before
+        assert read(cgdir(oci, cid, "pids") + "/pids.max") == "50"
+        out = oci.ok("exec", cid, "sh", "-c", "echo x > /dev/null && echo ok").stdout
+        assert out.strip() == "ok"
+    finally:
+        oci.cmd("delete", "--force", cid)   # its cgroup first, then the parent we made
+        os.rmdir(os.path.join(mnt, parent))

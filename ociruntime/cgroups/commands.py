@@ -112,7 +112,18 @@ def resources_from_flags(opts):
     return res
 
 
+def check_resources(res):
+    """The update's LinuxResources against the config schema's (the same
+    compiled validator as create): a wrong type is a one-line error naming
+    the field, before anything is written."""
+    from ociruntime._config_validator import _d_Resources   # the schema's "Resources"
+    error = _d_Resources(res)
+    if error is not None:
+        raise OciError(f"linux.resources{error[0]}: {error[1]}")
+
+
 def update(root, cid, res):
+    check_resources(res)
     c, _status = _load_live(root, cid)
     _manager(c).update(res)
 

@@ -409,6 +409,9 @@ def apply_update(mgr, res):
     try:
         write_all(writes, journal)
         if rules is not None:
+            where = mgr.dir_of("devices")
+            if where is not None and where[0] == 1:
+                journal.note_devices_v1(where[1])
             devices.apply(mgr, rules, explicit=True)
     except OciError as e:
         failed = journal.roll_back()

@@ -10,7 +10,9 @@ Most cgroup files hold one value, and their content is what undoes a
 write.  Keyed files hold one line per device (or interface, or default)
 and a write changes only its key's line: what undoes it is the old line
 for that key, or the value that removes the key (a v1 throttle of 0, a v2
-io.max of max...).
+io.max of max...).  v1 device rules are put back whole from devices.list
+(deny all, then allow each old line); a v2 device program is replaced in
+one attach, so a failed one leaves the old program.
 """
 import os
 
@@ -54,6 +56,15 @@ class Journal:
 
     def __init__(self):
         self.undo = []   # [(path, old value)], in the order written
+        self.devices = None   # (v1 devices dir, its old devices.list lines)
+
+    def note_devices_v1(self, d):
+        """Before rewriting the v1 device rules of d."""
+        try:
+            self.devices = (d, read_text(d + "/devices.list").splitlines())
+        except OSError as e:
+            raise OciError(f"linux.resources.devices: read {d}/devices.list: "
+                           f"{os.strerror(e.errno).lower()}") from None
 
     def write(self, path, value, field):
         """write_file(path, value, field), noting first how to undo it (a
@@ -69,6 +80,9 @@ class Journal:
         """Write the old values back, last first.  Returns the files that
         could not be restored (each is tried)."""
         failed = []
+        if self.devices is not None:   # written last: put back first
+            failed += _restore_devices_v1(*self.devices)
+            self.devices = None
         for path, old in reversed(self.undo):
             try:
                 write_file(path, old)
@@ -76,3 +90,13 @@ class Journal:
                 failed.append(path)
         self.undo = []
         return failed
+
+
+def _restore_devices_v1(d, lines):
+    try:
+        write_file(d + "/devices.deny", "a")
+        for line in lines:
+            write_file(d + "/devices.allow", "a" if line == "a *:* rwm" else line)
+    except OciError:
+        return [d + "/devices.allow"]
+    return []
