@@ -12,7 +12,6 @@ class Context:
     """What the plan needs to know besides the config."""
 
     def __init__(self, **kw):
-        self.late_readonly = []
         self.spawn_fds = []   # more fds the plan names (cgroups, idmapped trees): passed, then closed
         self.__dict__.update(kw)
 

@@ -175,7 +175,11 @@ def _plan_cgroup_mount(plan, dest, flags, ctx):
             if ctrl != name and "=" not in ctrl and ctrl in name.split(","):
                 plan.add("SYMLINK", name, f"{dest}/{ctrl}")
     if ro:
-        ctx.late_readonly.append(dest)
+        # As runc: the tmpfs itself becomes read-only once its hierarchies
+        # are in. (A read-only recursive bind of dest would stack a copy of
+        # the whole tree: every hierarchy twice in mountinfo.)
+        plan.add("MOUNT", "tmpfs", dest, "tmpfs", flags | MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                 "mode=755", 0, MOUNT_DIR)
 
 
 def _plan_devices(plan, devices, ctx):
@@ -224,8 +228,6 @@ def plan_after_pivot(plan, cfg, ctx):
                 raise ConfigError(f"{ctx.source}: $.linux.{key}[{i}]: must be an absolute path, not {path!r}")
     for path in linux.get("readonlyPaths") or ():
         plan.add("READONLY_PATH", _clean(path))
-    for path in ctx.late_readonly:
-        plan.add("READONLY_PATH", path)
     for path in linux.get("maskedPaths") or ():
         plan.add("MASK_PATH", _clean(path))
     flags = MS_RDONLY if (cfg.get("root") or {}).get("readonly") else 0
