@@ -347,7 +347,10 @@ def exec_process(root, cid, opts):
             lsm.check({"process": proc}, source)
             lsm.plan_labels(plan, proc)
         process.plan_identity(plan, proc, source, before_setuser=on_identity)
-        finish = process.plan_exec(plan, proc, c.data.get("rootfs") or "/", source, first_free)
+        # HOME from the passwd the container sees (its mounts, its changes),
+        # as runc reads it inside: through the init's root, resolved in it.
+        finish = process.plan_exec(plan, proc, f"/proc/{c.pid}/root", source, first_free,
+                                   mountinfo=f"/proc/{c.pid}/mountinfo")
         finish(before_exec=on_exec)
 
         def set_up(p):

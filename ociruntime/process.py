@@ -22,24 +22,24 @@ def env_value(env, key):
     return None
 
 
-def home_of(rootfs, uid):
+PASSWD_LIMIT = 1 << 20   # bytes of /etc/passwd read at most
+
+
+def home_of(root, uid, mountinfo="/proc/self/mountinfo"):
     """HOME from the image's /etc/passwd, as runc sets it when absent.
-    Opened one component at a time with O_NOFOLLOW: an image whose /etc
-    is a symlink (to the host's /etc, say) gets "/", not a host's home."""
-    etc = -1
+    The file is the image's, so hostile: imagefile.read resolves it
+    inside `root` (a link to /etc/passwd is the rootfs's, never the
+    host's), reads only a regular file, at most PASSWD_LIMIT bytes, and
+    never blocks.  Whatever cannot be read that way gives "/"."""
+    from ociruntime import imagefile
     try:
-        etc = os.open(os.path.join(rootfs, "etc"), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        fd = os.open("passwd", os.O_RDONLY | os.O_NOFOLLOW, dir_fd=etc)
-        with os.fdopen(fd, "rb") as f:
-            for line in f.read(1 << 20).decode(errors="replace").splitlines():
-                parts = line.split(":")
-                if len(parts) >= 6 and parts[2] == str(uid):
-                    return parts[5] or "/"
+        data = imagefile.read(root, "/etc/passwd", PASSWD_LIMIT, mountinfo)
     except OSError:
-        pass
-    finally:
-        if etc >= 0:
-            os.close(etc)
+        return "/"
+    for line in data.decode(errors="replace").splitlines():
+        parts = line.split(":")
+        if len(parts) >= 6 and parts[2] == str(uid):
+            return parts[5] or "/"
     return "/"
 
 
@@ -68,9 +68,11 @@ def plan_identity(plan, proc, source, before_setuser=None):
         plan.add("NO_NEW_PRIVS")
 
 
-def plan_exec(plan, proc, rootfs, source, first_closed_fd):
+def plan_exec(plan, proc, rootfs, source, first_closed_fd, mountinfo="/proc/self/mountinfo"):
     """cwd, then finding the executable (so a missing one fails `create`,
-    as in runc), then -- after OP_WAIT_START -- the exec itself."""
+    as in runc), then -- after OP_WAIT_START -- the exec itself.  rootfs
+    and mountinfo: where the container's files are seen from here (for
+    exec, through its init's /proc entry)."""
     args = proc.get("args") or ()
     if not args:
         raise ConfigError(f"{source}: $.process.args: must name a command")
@@ -79,7 +81,7 @@ def plan_exec(plan, proc, rootfs, source, first_closed_fd):
         raise ConfigError(f"{source}: $.process.cwd: must be an absolute path, not {cwd!r}")
     env = list(proc.get("env") or ())
     if env_value(env, "HOME") is None:
-        env.append("HOME=" + home_of(rootfs, (proc.get("user") or {}).get("uid", 0)))
+        env.append("HOME=" + home_of(rootfs, (proc.get("user") or {}).get("uid", 0), mountinfo))
     plan.add("CHDIR", cwd)
     plan.add("FIND_EXEC", args[0], env_value(env, "PATH") or DEFAULT_PATH)
     return lambda before_exec=None: (
