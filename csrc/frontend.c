@@ -257,7 +257,7 @@ struct container {
 static int valid_id(const char *id)
 {
     size_t n = strlen(id);
-    if (n == 0 || n > 1024 || !strcmp(id, ".") || !strcmp(id, ".."))
+    if (n == 0 || n > 238 || !strcmp(id, ".") || !strcmp(id, ".."))   /* MAX_ID_LENGTH */
         return 0;
     return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.") == n;
 }
@@ -339,8 +339,9 @@ static const struct { const char *name; int num; } SIGNALS[] = {
 static int parse_signal(const char *text)
 {
     size_t n = strlen(text);
+    /* Above 64 (_NSIG - 1) Python says why: the kernel would say EINVAL. */
     if (n > 0 && n < 4 && strspn(text, "0123456789") == n)
-        return atoi(text);
+        return atoi(text) < _NSIG ? atoi(text) : -1;
     if (!strncasecmp(text, "SIG", 3))
         text += 3;
     for (size_t i = 0; i < sizeof SIGNALS / sizeof *SIGNALS; i++)

@@ -79,6 +79,9 @@ def _load_process_file(path):
         proc = jsonlite.loads(raw)
     except ValueError as e:
         raise ConfigError(f"{path}: invalid JSON: {e}") from None
+    if b"\\u" in raw:
+        from ociruntime.config import check_strings
+        check_strings(proc, path)
     validate_process(proc, path)
     return proc
 
@@ -229,6 +232,8 @@ def _namespace_fds(c, first_free):
 def exec_process(root, cid, opts):
     """Run the process; its exit code in the foreground, 0 detached."""
     c = Container.load(root, cid)
+    if opts.pid_file:
+        opts.pid_file = state.check_pid_file(opts.pid_file)
     status = c.status()
     if status in ("stopped", "creating"):
         raise ContainerNotRunning("cannot exec in a stopped container")
@@ -370,7 +375,7 @@ def exec_process(root, cid, opts):
         pid = container._handshake(sync, first, cfg, None, pids, bool(ns_fds),
                                    set_up=set_up, until_exec=True)
         if opts.pid_file:
-            state.write_atomic(os.path.abspath(opts.pid_file), str(pid))
+            state.write_pid_file(opts.pid_file, pid)
         if opts.detach:
             return 0
         if ours is not None:
