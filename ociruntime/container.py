@@ -411,7 +411,7 @@ def parse_signal(text):
     """A signal number or name; a number must be one the kernel has
     (0 to SIGRTMAX, 64): `kill ID 65` is a clean error, not EINVAL."""
     if text.isascii() and text.isdigit():
-        if len(text) > 3 or int(text) > signal.SIGRTMAX:
+        if len(text.lstrip("0")) > 3 or int(text) > signal.SIGRTMAX:   # not int() of 10**6 digits
             raise OciError(f"invalid signal {text!r}: a number must be at most {signal.SIGRTMAX}")
         return int(text)
     name = text.upper()

@@ -146,6 +146,8 @@ class Container:
             return sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)))
         except FileNotFoundError:
             return []
+        except OSError as e:   # a file, no permission...: one line naming it
+            raise OciError(f"--root {root}: {os.strerror(e.errno).lower()}") from None
 
     # -- fields ----------------------------------------------------------
     @property

@@ -9,8 +9,10 @@ import subprocess
 
 import pytest
 
+from conftest import RUNTIME
 from ocihelpers import Running, assert_one_line_error, config, json_log_errors, wait_for
 from test_errors import bundle_with, check_failed, create_fails
+from test_frontend import FELL_BACK, isolated  # noqa: F401 (a fixture)
 
 NO_FAST = dict(os.environ, OCIRUNTIME_NO_FAST="1")
 
@@ -110,6 +112,19 @@ def test_kill_bad_signal_number(oci, sig):
     oci.ok("delete", "-f", cid)
 
 
+@pytest.mark.parametrize("sig", ["65", "99", "999", "0065", "12345678901234567890"])
+def test_front_end_hands_bad_signal_numbers_to_python(oci, isolated, sig):  # noqa: F811
+    """The C front end acts only on numbers the kernel has; anything else
+    goes to Python untouched (whose answer the test above checks)."""
+    b = oci.bundle(args=["sleep", "60"])
+    cid = oci.new_id()
+    assert oci.create("-b", b, cid).returncode == 0
+    r = isolated("kill", cid, sig)
+    assert r.returncode == FELL_BACK, (r.returncode, r.stderr)
+    assert oci.state(cid)["status"] == "created"
+    oci.ok("delete", "-f", cid)
+
+
 # -- --pid-file in a missing directory -------------------------------------------------
 
 def test_create_pid_file_in_a_missing_directory(oci):
@@ -189,6 +204,15 @@ def test_root_is_a_regular_file(oci):
     root.write_text("not a directory\n")
     create_in_root(oci, root, "--root", str(root), "not a directory")
     assert root.read_text() == "not a directory\n"
+
+
+@pytest.mark.parametrize("command", [["list"], ["state", "x"], ["delete", "x"], ["kill", "x"]])
+def test_other_commands_with_a_root_that_is_a_file(oci, command):
+    root = oci.tmp / "root-file"
+    root.write_text("")
+    r = subprocess.run([RUNTIME, "--root", str(root), *command], capture_output=True, text=True, timeout=60)
+    line = assert_one_line_error(r, str(root))
+    assert "internal error" not in line
 
 
 @contextlib.contextmanager
