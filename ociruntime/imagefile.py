@@ -4,22 +4,23 @@ The runtime reads one file of the container's filesystem itself:
 /etc/passwd, for HOME (process.home_of).  The image, or the running
 container before an `exec`, controls that path entirely: it may be a
 symlink meant to reach the host, a terminal or /dev/kmsg, a FIFO, a
-multi-GB file, or a link into the container's /proc.  So:
+multi-GB file, a link into the container's /proc, or sit on a FUSE
+mount whose daemon (the container's) never answers.  So:
 
 * the path is resolved inside the root, as openat2(RESOLVE_IN_ROOT) does
   (which Python lacks): one component at a time with O_PATH|O_NOFOLLOW,
   ".." never above the root, a symlink's text taken as a path inside the
   root (a magic link of /proc is only text here);
-* the object is looked at through that O_PATH fd, which opens nothing:
+* each step's mount is found from /proc/self/fdinfo (no request to the
+  filesystem), and the walk stops at a mount other than the root's that
+  is a pseudo filesystem (its "regular files" are the kernel's: kcore,
+  kmsg) or FUSE (a daemon that may never answer), before anything is
+  looked up or stat'ed on it;
+* the object is looked at through the O_PATH fd, which opens nothing:
   only a regular file goes on, never a device or FIFO (no open of them,
   so no side effect, no block, no device cgroup to get past);
-* a file on a pseudo filesystem (procfs, sysfs...) is refused: its
-  "regular files" are the kernel's (kcore, kmsg) or a process's;
 * it is then opened O_NONBLOCK|O_NOCTTY through /proc/self/fd (the very
   inode checked), and at most `limit` bytes are read.
-
-Not covered: a FUSE mount the container made can still block a lookup
-(runc, reading inside the container, blocks there too).
 """
 import os
 from stat import S_ISLNK, S_ISREG
@@ -27,27 +28,25 @@ from stat import S_ISLNK, S_ISREG
 MAX_LINKS = 40   # the kernel's MAXSYMLINKS
 O_PATH_NOFOLLOW = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 
-# Filesystems whose files are the kernel's, not the image's.  fuse too: a
-# container's FUSE daemon could block every read.
-PSEUDO_FS = {"proc", "sysfs", "debugfs", "tracefs", "securityfs", "cgroup", "cgroup2",
-             "configfs", "fusectl", "bpf", "pstore", "efivarfs", "devpts", "mqueue",
-             "binfmt_misc", "autofs", "rpc_pipefs", "nsfs", "selinuxfs", "hugetlbfs",
-             "devtmpfs", "fuse", "fuseblk"}
+# Filesystems whose files are the kernel's (or a daemon's), not the image's.
+REFUSED_FS = {"proc", "sysfs", "debugfs", "tracefs", "securityfs", "cgroup", "cgroup2",
+              "configfs", "fusectl", "bpf", "pstore", "efivarfs", "devpts", "mqueue",
+              "binfmt_misc", "autofs", "rpc_pipefs", "nsfs", "selinuxfs", "hugetlbfs",
+              "devtmpfs", "fuse", "fuseblk"}
 
 
 def read(root, path, limit, mountinfo="/proc/self/mountinfo"):
     """At most `limit` bytes of the regular file `path` inside the
-    directory `root`; OSError when it is missing, not a regular file,
-    on a pseudo filesystem, or cannot be resolved inside the root."""
+    directory `root`.  mountinfo: the mount table the root is in (for a
+    container's, /proc/<its pid>/mountinfo).  OSError when the file is
+    missing, not a regular file, on a refused filesystem, or cannot be
+    resolved inside the root."""
     root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        fd = open_in_root(root_fd, path)
+        fd = open_in_root(root_fd, path, _Mounts(root_fd, mountinfo))
         try:
-            st = os.fstat(fd)
-            if not S_ISREG(st.st_mode):
+            if not S_ISREG(os.fstat(fd).st_mode):
                 raise OSError(22, f"{path}: not a regular file")
-            if st.st_dev != os.fstat(root_fd).st_dev and _is_pseudo(st.st_dev, mountinfo):
-                raise OSError(22, f"{path}: on a pseudo filesystem")
             # The inode checked above, opened now for reading.
             rfd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
         finally:
@@ -67,11 +66,11 @@ def read(root, path, limit, mountinfo="/proc/self/mountinfo"):
         os.close(rfd)
 
 
-def open_in_root(root_fd, path):
+def open_in_root(root_fd, path, mounts):
     """An O_PATH fd of `path` resolved inside root_fd (RESOLVE_IN_ROOT
     semantics).  The directories walked are held as a stack of fds: ".."
     pops it, so it never reaches above the root, whatever is renamed
-    meanwhile."""
+    meanwhile.  mounts.check(fd) vets each step before it is used."""
     todo = path.split("/")[::-1]   # components, next one last
     stack = []                     # fds of the directories below root_fd
     links = 0
@@ -86,38 +85,69 @@ def open_in_root(root_fd, path):
                 continue
             parent = stack[-1] if stack else root_fd
             fd = os.open(name, O_PATH_NOFOLLOW, dir_fd=parent)
-            mode = os.fstat(fd).st_mode
-            if S_ISLNK(mode):
+            stack.append(fd)   # closed with the others on an error
+            mounts.check(fd, path)
+            if S_ISLNK(os.fstat(fd).st_mode):
+                os.close(stack.pop())
                 links += 1
-                try:
-                    target = os.readlink(name, dir_fd=parent)
-                finally:
-                    os.close(fd)
                 if links > MAX_LINKS:
                     raise OSError(40, f"{path}: too many levels of symbolic links")
+                target = os.readlink(name, dir_fd=parent)
                 if target.startswith("/"):   # from the root
                     while stack:
                         os.close(stack.pop())
                 todo.extend(target.split("/")[::-1])
-                continue
-            stack.append(fd)   # not a directory: the next openat says ENOTDIR
-        if not stack:   # the root itself
-            return os.dup(root_fd)
-        return stack.pop()
+            # else a directory (or the last step): a file there makes the
+            # next openat fail with ENOTDIR
+        return stack.pop() if stack else os.dup(root_fd)
     finally:
         for fd in stack:
             os.close(fd)
 
 
-def _is_pseudo(dev, mountinfo):
-    """Whether device `dev` is a pseudo filesystem's, per a mountinfo file
-    ("major:minor" is its third field, the type follows " - ").  Not
-    there (a btrfs subvolume's own device, say): a real filesystem."""
-    want = f"{os.major(dev)}:{os.minor(dev)}".encode()
+class _Mounts:
+    """Which mounts a walk may use: the root's, and any other that is
+    not in REFUSED_FS.  An fd's mount id comes from /proc/self/fdinfo,
+    its type from the mount table (read once, when a walk first leaves
+    the root's mount)."""
+
+    def __init__(self, root_fd, mountinfo):
+        self.mountinfo = mountinfo
+        self.ok = {_mount_id(root_fd)}
+        self.types = None
+
+    def check(self, fd, path):
+        mnt = _mount_id(fd)
+        if mnt in self.ok:
+            return
+        if self.types is None:
+            self.types = _mount_types(self.mountinfo)
+        fstype = self.types.get(mnt)
+        if fstype is None:   # unmounted meanwhile, or not in that table
+            raise OSError(18, f"{path}: through a mount not in {self.mountinfo}")
+        if fstype in REFUSED_FS or fstype.startswith("fuse."):
+            raise OSError(18, f"{path}: through a {fstype} mount")
+        self.ok.add(mnt)
+
+
+def _mount_id(fd):
+    info = os.open(f"/proc/self/fdinfo/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(info, 4096)
+    finally:
+        os.close(info)
+    i = data.index(b"mnt_id:") + len(b"mnt_id:")
+    return int(data[i:data.index(b"\n", i)])
+
+
+def _mount_types(mountinfo):
+    """{mount id: filesystem type} of a mountinfo file (the id is the
+    first field; the type follows the " - " separator)."""
+    types = {}
     with open(mountinfo, "rb") as f:
         for line in f:
-            fields = line.split(b" ", 3)
-            if len(fields) > 3 and fields[2] == want:
-                fstype = line.partition(b" - ")[2].split(b" ", 1)[0].decode(errors="replace")
-                return fstype in PSEUDO_FS or fstype.startswith("fuse.")
-    return False
+            mnt = line.partition(b" ")[0]
+            fstype = line.partition(b" - ")[2].split(b" ", 1)[0]
+            if mnt.isdigit():
+                types[int(mnt)] = fstype.decode(errors="replace")
+    return types
