@@ -256,3 +256,21 @@ def test_root_out_of_inodes(oci):
         line = create_in_root(oci, root, "no space left on device")
         assert str(root) in line
         assert os.listdir(root) == []
+
+
+# -- update --resources: the same rules as config.json ----------------------------------
+
+def test_update_resources_with_nul_surrogate_or_deep_json(oci):
+    b = oci.bundle(args=["sleep", "60"])
+    cid = oci.new_id()
+    assert oci.create("-b", b, cid).returncode == 0
+    cases = {"nul": ('{"cpu": {"cpus": "0\\u0000"}}', "$.cpu.cpus"),
+             "surrogate": ('{"cpu": {"cpus": "\\ud800"}}', "$.cpu.cpus"),
+             "deep": ('{"x": ' + "[" * 5000 + "]" * 5000 + "}", "not JSON")}
+    for name, (text, needle) in cases.items():
+        p = oci.tmp / f"resources-{name}.json"
+        p.write_text(text)
+        line = assert_one_line_error(oci.cmd("update", "--resources", p, cid), f"--resources {p}", needle)
+        assert "internal error" not in line
+    assert oci.state(cid)["status"] == "created"
+    oci.ok("delete", "-f", cid)

@@ -101,6 +101,9 @@ def read_resources(arg):
         raise OciError(f"--resources {arg}: not JSON: {e}") from None
     if not isinstance(res, dict):
         raise OciError(f"--resources {arg}: not a JSON object (LinuxResources)")
+    if b"\\u" in raw:   # a NUL or a lone surrogate: as in config.json
+        from ociruntime.config import check_strings
+        check_strings(res, f"--resources {arg}")
     return res
 
 
