@@ -307,8 +307,17 @@ def remove_tree(path):
 
 
 def write_atomic(path, text):
-    """Write a file whole or not at all (pid files are read by engines)."""
+    """Write a file whole or not at all (pid files are read by engines);
+    on a failure (a full disk, a directory in the way) no temporary file
+    is left."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.rename(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -150,6 +150,19 @@ def test_exec_pid_file_in_a_missing_directory(oci):
         assert oci.state(c.cid)["status"] == "running"
 
 
+def test_pid_file_that_is_a_directory(oci):
+    """The rename fails: one line, no container, no temporary file left."""
+    d = oci.tmp / "piddir"
+    d.mkdir()
+    cid = oci.new_id()
+    log = oci.tmp / "log.json"
+    r = oci.create("-b", bundle_with(oci, rootfs=True), "--pid-file", d, cid,
+                   global_args=("--log", log, "--log-format", "json"))
+    check_failed(oci, r, cid, log, "--pid-file", str(d))
+    assert sorted(p.name for p in oci.tmp.iterdir() if p.name.startswith("piddir")) == ["piddir"]
+    assert os.listdir(d) == []
+
+
 # -- ids too long for the paths made from them -----------------------------------------
 
 MAX_ID = 238   # "ociruntime-<id>.scope" fits systemd's 255
