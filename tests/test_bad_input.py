@@ -176,6 +176,17 @@ def test_too_long_id_is_refused_before_anything_is_made(oci, length):
     assert not os.path.isdir(oci.root) or os.listdir(oci.root) == []
 
 
+@pytest.mark.parametrize("command", ["state", "start", "kill", "delete", "exec"])
+def test_too_long_id_in_other_commands(oci, command):
+    args = [command, "c" * 300] + (["true"] if command == "exec" else [])
+    for env in (None, NO_FAST):
+        r = oci.cmd(*args, env=env)
+        if command == "exec":
+            exec_error(r, "invalid container id", f"at most {MAX_ID}")
+        else:
+            assert_one_line_error(r, "invalid container id", f"at most {MAX_ID}")
+
+
 def test_longest_id_works(oci):
     cid = "b" * (MAX_ID - 8) + oci.new_id("")[-8:]
     oci.ids.append(cid)
