@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from conftest import RUNTIME
-from ocihelpers import Running, assert_one_line_error, config, json_log_errors, wait_for
+from ocihelpers import Running, assert_one_line_error, config, json_log_errors
 from test_errors import bundle_with, check_failed, create_fails
 from test_frontend import FELL_BACK, isolated  # noqa: F401 (a fixture)
 
