@@ -483,8 +483,20 @@ def delete(root, cid, force=False):
             hooks.run("poststop", c.data["hooks"]["poststop"],
                       hooks.state(c.data, "stopped", c.pid), warn_only=True)
         state.remove_tree(c.dir)
+        _check_removed(root, c.dir)
     finally:
         os.close(lock)
+
+
+def _check_removed(root, cdir):
+    """delete must not say it succeeded when the state directory is still
+    there (a read-only --root): runc says why, and so do we."""
+    try:
+        os.rmdir(cdir)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise OciError(f"--root {root}: remove {cdir}: {os.strerror(e.errno).lower()}") from None
 
 
 def _salvage(cid):

@@ -298,3 +298,24 @@ def test_update_resources_with_nul_surrogate_or_deep_json(oci):
         assert "internal error" not in line
     assert oci.state(cid)["status"] == "created"
     oci.ok("delete", "-f", cid)
+
+
+def test_delete_in_a_root_made_read_only_says_so(oci):
+    """delete must not report success while the state stays behind."""
+    with tmpfs(oci, "size=1m") as root:
+        saved, oci.root = oci.root, str(root)
+        try:
+            cid = oci.new_id()
+            assert oci.create("-b", oci.bundle(args=["sleep", "60"]), cid).returncode == 0
+            oci.ok("kill", cid, "KILL")
+            from ocihelpers import wait_status
+            assert wait_status(oci, cid, "stopped")["status"] == "stopped"
+            subprocess.run(["mount", "-o", "remount,ro", str(root)], check=True)
+            for env in (None, NO_FAST):
+                line = assert_one_line_error(oci.cmd("delete", cid, env=env), "read-only", str(root))
+                assert "internal error" not in line
+            subprocess.run(["mount", "-o", "remount,rw", str(root)], check=True)
+            oci.ok("delete", cid)
+            assert os.listdir(root) == []
+        finally:
+            oci.root = saved
