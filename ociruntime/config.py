@@ -31,21 +31,25 @@ def parse(raw, path, validate=True):
         raise ConfigError(f"{path}: invalid JSON: {e}") from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: $: must be a JSON object")
-    # A NUL or a lone surrogate can only come from a \\u escape: only a
-    # document that has one is walked.
-    if (b"\\u" if isinstance(raw, (bytes, bytearray)) else "\\u") in raw:
-        check_strings(cfg, path)
+    check_strings(raw, cfg, path)
     if validate:
         from ociruntime.validate import validate_config
         validate_config(cfg, path)
     return cfg
 
 
-def check_strings(doc, source):
-    """Every string of a config (or process.json) goes to C as a C string
-    and to the kernel as UTF-8: a NUL byte would cut it short, and a lone
-    surrogate escape ("\\ud800") has no UTF-8 at all.  Either is refused
-    here, named by its JSON path, before anything is made."""
+def check_strings(raw, doc, source):
+    """Every string of a config (or process.json, --resources) goes to C
+    as a C string and to the kernel as UTF-8: a NUL byte would cut it
+    short, and a lone surrogate ("\\ud800") has no UTF-8 at all.  Either
+    is refused here, named by its JSON path, before anything is made.
+    Only a document that could hold one is walked: one with a \\u escape,
+    or not plain ASCII (UTF-16, or surrogates as raw bytes, which json
+    lets through)."""
+    if isinstance(raw, str):
+        raw = raw.encode(errors="surrogatepass")
+    if b"\\u" not in raw and raw.isascii() and b"\0" not in raw:
+        return
     todo = [("$", doc)]
     while todo:
         where, v = todo.pop()

@@ -79,9 +79,8 @@ def _load_process_file(path):
         proc = jsonlite.loads(raw)
     except ValueError as e:
         raise ConfigError(f"{path}: invalid JSON: {e}") from None
-    if b"\\u" in raw:
-        from ociruntime.config import check_strings
-        check_strings(proc, path)
+    from ociruntime.config import check_strings
+    check_strings(raw, proc, path)
     validate_process(proc, path)
     return proc
 

@@ -67,6 +67,19 @@ def test_lone_surrogate_escape(oci, escape, field):
     create_fails(oci, bundle_with(oci, raw=raw), where, "surrogate")
 
 
+def test_surrogate_as_raw_bytes_and_nul_in_utf16(oci):
+    """json lets surrogates encoded as UTF-8 bytes through (surrogatepass),
+    and reads UTF-16, where a \\u0000 escape is not the bytes b"\\u"."""
+    cfg = config(["true", "@@"])
+    raw = json.dumps(cfg).encode().replace(b"@@", b"\xed\xa0\x80")
+    b = bundle_with(oci, rootfs=False)
+    (b / "config.json").write_bytes(raw)
+    create_fails(oci, b, "$.process.args[1]", "surrogate")
+    b = bundle_with(oci, rootfs=False)
+    (b / "config.json").write_bytes(json.dumps(cfg).replace("@@", "\\u0000").encode("utf-16"))
+    create_fails(oci, b, "$.process.args[1]", "NUL")
+
+
 @pytest.mark.parametrize("depth", [1000, 10000])
 def test_deeply_nested_json(oci, depth):
     cfg = config(["true"])

@@ -101,9 +101,8 @@ def read_resources(arg):
         raise OciError(f"--resources {arg}: not JSON: {e}") from None
     if not isinstance(res, dict):
         raise OciError(f"--resources {arg}: not a JSON object (LinuxResources)")
-    if b"\\u" in raw:   # a NUL or a lone surrogate: as in config.json
-        from ociruntime.config import check_strings
-        check_strings(res, f"--resources {arg}")
+    from ociruntime.config import check_strings   # no NUL, no lone surrogate
+    check_strings(raw, res, f"--resources {arg}")
     return res
 
 
