@@ -80,6 +80,17 @@ def test_surrogate_as_raw_bytes_and_nul_in_utf16(oci):
     create_fails(oci, b, "$.process.args[1]", "NUL")
 
 
+def test_exec_arguments_that_are_not_utf8_pass_through(oci):
+    """The command line is bytes: runc hands them over as they are."""
+    cfg = config(["sleep", "60"])
+    with Running(oci, cfg) as c:
+        r = subprocess.run([RUNTIME, "--root", oci.root, "exec", "-e", b"V=\xfe", c.cid, "sh", "-c",
+                            'printf "%s|%s" "$1" "$V"', "zero", b"a\xffb"],
+                           capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == b"a\xffb|\xfe"
+
+
 @pytest.mark.parametrize("depth", [1000, 10000])
 def test_deeply_nested_json(oci, depth):
     cfg = config(["true"])
