@@ -56,7 +56,7 @@ def make_container_dir(root, cid):
         os.makedirs(root, 0o711, exist_ok=True)
     except FileExistsError:   # a file, or a symlink to nothing
         what = f"a symbolic link to {os.readlink(root)}, which does not exist" \
-            if os.path.islink(root) else "not a directory"
+            if os.path.islink(root) and not os.path.exists(root) else "not a directory"
         raise OciError(f"--root {root}: {what}") from None
     except OSError as e:
         raise OciError(f"--root {root}: {os.strerror(e.errno).lower()}") from None
