@@ -13,6 +13,8 @@ import os
 import pty
 import subprocess
 
+import pytest
+
 from ocihelpers import Running, config, sh, wait_for
 
 TIMEOUT = 20
@@ -178,3 +180,46 @@ def test_exec_with_a_proc_passwd_is_not_read(oci):
         r = oci.cmd("exec", c.cid, "sh", "-c", "echo $HOME", timeout=TIMEOUT)
         assert r.returncode == 0, r.stderr
         assert r.stdout == "/\n"
+
+
+def test_exec_does_not_block_on_a_fuse_mount_that_never_answers(oci):
+    """A container can mount FUSE (in its user namespace) and stop
+    answering: any lookup there blocks for ever.  The walk sees the mount
+    from /proc/self/fdinfo and stops before asking the filesystem.  Here
+    the FUSE mount is a bind mount of the host's fuse-overlayfs at /etc,
+    and its daemon is stopped before the exec."""
+    import shutil
+    import signal
+    if not shutil.which("fuse-overlayfs") or not os.path.exists("/dev/fuse"):
+        pytest.skip("needs fuse-overlayfs and /dev/fuse")
+    d = oci.tmp / "fuse"
+    for sub in ("l", "u", "w", "m"):
+        (d / sub).mkdir(parents=True)
+    (d / "l" / "passwd").write_text("root:x:0:0:root:/from-fuse:/bin/sh\n")
+    daemon = subprocess.Popen(["fuse-overlayfs", "-f", "-o",
+                               f"lowerdir={d / 'l'},upperdir={d / 'u'},workdir={d / 'w'}", str(d / "m")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def mounted():
+            with open("/proc/self/mountinfo") as f:
+                return any(f" {d / 'm'} " in line for line in f)
+        wait_for(mounted, "the fuse-overlayfs mount")
+        cfg = home_config()
+        cfg["process"]["args"] = ["sleep", "60"]
+        cfg["mounts"].append({"destination": "/etc", "type": "bind", "source": str(d / "m"),
+                              "options": ["rbind", "ro"]})
+        with Running(oci, cfg) as c:
+            os.kill(daemon.pid, signal.SIGSTOP)
+            try:
+                r = oci.cmd("exec", c.cid, "sh", "-c", "echo $HOME", timeout=TIMEOUT)
+            finally:
+                os.kill(daemon.pid, signal.SIGCONT)
+            assert r.returncode == 0, r.stderr
+            assert r.stdout == "/\n"
+    finally:
+        subprocess.run(["umount", str(d / "m")], capture_output=True)
+        try:
+            daemon.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
