@@ -136,8 +136,10 @@ def _mount_id(fd):
         data = os.read(info, 4096)
     finally:
         os.close(info)
-    i = data.index(b"mnt_id:") + len(b"mnt_id:")
-    return int(data[i:data.index(b"\n", i)])
+    i = data.find(b"mnt_id:")
+    if i < 0:   # a kernel before 3.15: no way to tell, so no walk
+        raise OSError(95, "/proc/self/fdinfo has no mnt_id")
+    return int(data[i + len(b"mnt_id:"):].split(b"\n", 1)[0])
 
 
 def _mount_types(mountinfo):
