@@ -223,3 +223,35 @@ def test_exec_does_not_block_on_a_fuse_mount_that_never_answers(oci):
         except subprocess.TimeoutExpired:
             daemon.kill()
             daemon.wait()
+
+
+# -- the walk itself, on real directory trees ----------------------------------------
+
+def test_walk_stays_in_the_root(tmp_path):
+    from ociruntime import imagefile
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "a" / "b").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret").write_text("host")
+    (root / "secret").write_text("in-root")
+    (root / "a" / "b" / "up").symlink_to("../../../../outside/secret")   # relative, past the root
+    (root / "a" / "abs").symlink_to(str(outside / "secret"))             # a host path
+    (root / "a" / "dir").symlink_to("/a/b")
+    (root / "a" / "b" / "f").write_text("f")
+    (root / "loop").symlink_to("loop2")
+    (root / "loop2").symlink_to("/loop")
+    read = lambda p: imagefile.read(str(root), p, 100)   # noqa: E731
+    assert read("/../../secret") == b"in-root"
+    assert read("a/b/../../../secret") == b"in-root"
+    assert read("/a/dir/f") == b"f"
+    assert read("/a/dir/../b/f") == b"f"
+    for p, err in (("/a/b/up", 2), ("/a/abs", 2), ("/loop", 40), ("/a/b/f/x", 20), ("/a", 22)):
+        with pytest.raises(OSError) as e:
+            read(p)
+        assert e.value.errno == err, (p, e.value)
+
+
+def test_walk_reads_at_most_the_limit(tmp_path):
+    from ociruntime import imagefile
+    (tmp_path / "f").write_bytes(b"x" * 5000)
+    assert imagefile.read(str(tmp_path), "f", 1234) == b"x" * 1234
