@@ -308,7 +308,7 @@ struct container {
 static int valid_id(const char *id)
 {
     size_t n = strlen(id);
-    if (n == 0 || n > 1024 || !strcmp(id, ".") || !strcmp(id, ".."))
+    if (n == 0 || n > 238 || !strcmp(id, ".") || !strcmp(id, ".."))   /* MAX_ID_LENGTH */
         return 0;
     return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.") == n;
 }
@@ -391,8 +391,9 @@ static const struct { const char *name; int num; } SIGNALS[] = {
 static int parse_signal(const char *text)
 {
     size_t n = strlen(text);
+    /* Above 64 (_NSIG - 1) Python says why: the kernel would say EINVAL. */
     if (n > 0 && n < 4 && strspn(text, "0123456789") == n)
-        return atoi(text);
+        return atoi(text) < _NSIG ? atoi(text) : -1;
     if (!strncasecmp(text, "SIG", 3))
         text += 3;
     for (size_t i = 0; i < sizeof SIGNALS / sizeof *SIGNALS; i++)
@@ -463,7 +464,8 @@ static int cmd_delete(const char *root, const char *id)
     remove_tree_at(c.dfd);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", root, id);
-    rmdir(path);
+    if (rmdir(path) < 0 && errno != ENOENT)
+        run_python();   /* a read-only --root, say: Python says why */
     return 0;
 }
 

@@ -210,9 +210,16 @@ static void copy_meta(struct init_ctx *c, int dir, const char *name, const struc
 static void copy_file(struct init_ctx *c, int from, int to, const char *name, const struct stat *st, const char *where)
 {
     char buf[65536];
-    int in = openat(from, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* Non-blocking, and checked to be the regular file fstatat saw: one
+     * swapped for a FIFO or a device meanwhile is neither waited on nor read. */
+    struct stat now;
+    int in = openat(from, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (in < 0)
         die(c, "tmpcopyup %s: open %s", where, name);
+    if (fstat(in, &now) < 0)
+        die(c, "tmpcopyup %s: stat %s", where, name);
+    if (!S_ISREG(now.st_mode) || now.st_ino != st->st_ino || now.st_dev != st->st_dev)
+        die_errno(c, ESTALE, "tmpcopyup %s: %s changed while being copied", where, name);
     int out = openat(to, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st->st_mode & 0777);
     if (out < 0)
         die(c, "tmpcopyup %s: create %s", where, name);

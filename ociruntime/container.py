@@ -45,6 +45,8 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
     foreground (run without -d): a terminal without --console-socket is
     proxied by the caller, which finds its end in c.console_ours."""
     state.check_id(cid)
+    if pid_file:
+        pid_file = state.check_pid_file(pid_file)
     bundle = os.path.realpath(bundle or ".")
     source = os.path.join(bundle, "config.json")
     cfg = config.load(bundle)
@@ -64,13 +66,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         terminal.check(proc.get("terminal"), console_socket, not foreground)
     preserve_fds += listen_fds(proc, preserve_fds)
 
-    # 0700, as runc's root: only root may look at the containers' state.
-    os.makedirs(root, 0o700, exist_ok=True)
-    cdir = os.path.join(root, cid)
-    try:
-        os.mkdir(cdir, 0o700)
-    except FileExistsError:
-        raise OciError(f'container with id "{cid}" already exists') from None
+    cdir = state.make_container_dir(root, cid)
     lock = state.lock_dir(cdir)
     c = Container(root, cid, {
         "id": cid, "status": "creating", "bundle": bundle, "rootfs": cfg["root"]["path"],
@@ -114,7 +110,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         c.data.update(status="created", pid=pid, pid_start=st[1])
         c.save()
         if pid_file:
-            state.write_atomic(os.path.abspath(pid_file), str(pid))
+            state.write_pid_file(pid_file, pid)
         state.write_fast(c)   # last: the C front end may answer from now on
         return c
     except BaseException as e:
@@ -414,7 +410,11 @@ SIGNALS = {name: getattr(signal, name) for name in dir(signal)
 
 
 def parse_signal(text):
-    if text.isdigit():
+    """A signal number or name; a number must be one the kernel has
+    (0 to SIGRTMAX, 64): `kill ID 65` is a clean error, not EINVAL."""
+    if text.isascii() and text.isdigit():
+        if len(text.lstrip("0")) > 3 or int(text) > signal.SIGRTMAX:   # not int() of 10**6 digits
+            raise OciError(f"invalid signal {text!r}: a number must be at most {signal.SIGRTMAX}")
         return int(text)
     name = text.upper()
     num = SIGNALS.get(name) or SIGNALS.get("SIG" + name)
@@ -449,6 +449,8 @@ def _signal_init(c, sig):
         signal.pidfd_send_signal(pidfd, sig)
     except ProcessLookupError:
         raise ContainerNotRunning("container not running") from None
+    except OSError as e:
+        raise OciError(f"kill the container's init with signal {sig}: {os.strerror(e.errno).lower()}") from None
     finally:
         os.close(pidfd)
 
@@ -493,8 +495,20 @@ def delete(root, cid, force=False):
             hooks.run("poststop", c.data["hooks"]["poststop"],
                       hooks.state(c.data, "stopped", c.pid), warn_only=True)
         state.remove_tree(c.dir)
+        _check_removed(root, c.dir)
     finally:
         os.close(lock)
+
+
+def _check_removed(root, cdir):
+    """delete must not say it succeeded when the state directory is still
+    there (a read-only --root): runc says why, and so do we."""
+    try:
+        os.rmdir(cdir)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise OciError(f"--root {root}: remove {cdir}: {os.strerror(e.errno).lower()}") from None
 
 
 def _kill_everything(c, cg):

@@ -31,11 +31,63 @@ DEFAULT_ROOT = "/run/ociruntime"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
+# The longest id every name made from it fits: the state directory and
+# the default cgroup (a path component: 255), and with --systemd-cgroup
+# the unit "ociruntime-<id>.scope" (systemd's names: 255).
+MAX_ID_LENGTH = 255 - len("ociruntime-.scope")
+
+
 def check_id(cid):
     # runc's rule; it also keeps ids from naming paths outside the root.
-    if not cid or cid in (".", "..") or not _ID_CHARS.issuperset(cid) or len(cid) > 1024:
+    if not cid or cid in (".", "..") or not _ID_CHARS.issuperset(cid):
         raise OciError(f"invalid container id {cid!r}: use letters, digits and _ + - . only")
+    if len(cid) > MAX_ID_LENGTH:
+        raise OciError(f"invalid container id {cid[:32] + '...'!r} ({len(cid)} characters): "
+                       f"at most {MAX_ID_LENGTH}, so that ociruntime-<id>.scope fits systemd's 255")
     return cid
+
+
+def check_pid_file(path):
+    """--pid-file's absolute path, its directory checked before anything
+    is made (it is written only once the process runs)."""
+    path = os.path.abspath(path)
+    if not os.path.isdir(os.path.dirname(path)):
+        raise OciError(f"--pid-file {path}: {os.path.dirname(path)} is not a directory")
+    return path
+
+
+def make_container_dir(root, cid):
+    """<root>/<id>, and the root if it is missing; a clean error naming
+    --root when it cannot be made: a file or a dangling symlink there,
+    a read-only or full filesystem."""
+    try:
+        # 0700, as runc's root: only root may look at the containers' state.
+        os.makedirs(root, 0o700, exist_ok=True)
+    except FileExistsError:   # a file, or a symlink to nothing
+        what = f"a symbolic link to {os.readlink(root)}, which does not exist" \
+            if os.path.islink(root) and not os.path.exists(root) else "not a directory"
+        raise OciError(f"--root {root}: {what}") from None
+    except PermissionError:
+        raise denied(root) from None
+    except OSError as e:
+        raise OciError(f"--root {root}: {os.strerror(e.errno).lower()}") from None
+    cdir = os.path.join(root, cid)
+    try:
+        os.mkdir(cdir, 0o700)
+    except FileExistsError:
+        raise OciError(f'container with id "{cid}" already exists') from None
+    except PermissionError:
+        raise denied(root) from None
+    except OSError as e:
+        raise OciError(f"--root {root}: make the container's directory: {os.strerror(e.errno).lower()}") from None
+    return cdir
+
+
+def write_pid_file(path, pid):
+    try:
+        write_atomic(path, str(pid))
+    except OSError as e:
+        raise OciError(f"--pid-file {path}: {os.strerror(e.errno).lower()}") from None
 
 
 def proc_stat(pid):
@@ -211,6 +263,8 @@ class Container:
             return []
         except PermissionError:
             raise denied(root) from None
+        except OSError as e:   # a file...: one line naming it
+            raise OciError(f"--root {root}: {os.strerror(e.errno).lower()}") from None
 
     # -- fields ----------------------------------------------------------
     @property
@@ -270,14 +324,8 @@ class Container:
     # -- changes ---------------------------------------------------------
     def save(self):
         # 0600: it holds the process's environment (exec's defaults).
-        tmp = os.path.join(self.dir, ".state.json.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         self.saved = jsonlite.dumps(self.data).encode()
-        try:
-            os.write(fd, self.saved)
-        finally:
-            os.close(fd)
-        os.rename(tmp, os.path.join(self.dir, "state.json"))
+        replace_file(self.dir, "state.json", self.saved)
 
     def save_cgroups(self):
         """What delete needs to find the container's cgroups, kept apart
@@ -331,13 +379,30 @@ def write_fast(c):
     blobs = [(b"head", text[:i].encode()), (b"mid", text[i + 1:j].encode()),
              (b"tail", text[j:].encode()), (b"state.json", c.saved)]
     lines += [b"%s %d\n%s\n" % (name, len(blob), blob) for name, blob in blobs]
-    tmp = os.path.join(c.dir, ".fast.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    replace_file(c.dir, "fast", b"".join(lines))
+
+
+def replace_file(dirpath, name, data):
+    """dirpath/name replaced whole by data, through a temporary file: a
+    full disk (blocks or inodes) or a read-only root is one clear error
+    naming the file, and leaves no temporary file."""
+    tmp = os.path.join(dirpath, f".{name}.tmp")
+    path = os.path.join(dirpath, name)
     try:
-        os.write(fd, b"".join(lines))
-    finally:
-        os.close(fd)
-    os.rename(tmp, os.path.join(c.dir, "fast"))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise OciError(f"write {path}: {os.strerror(e.errno).lower()}") from None
 
 
 def _freeze_files(cg):
@@ -377,8 +442,17 @@ def remove_tree(path):
 
 
 def write_atomic(path, text):
-    """Write a file whole or not at all (pid files are read by engines)."""
+    """Write a file whole or not at all (pid files are read by engines);
+    on a failure (a full disk, a directory in the way) no temporary file
+    is left."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.rename(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
