@@ -78,8 +78,10 @@ def test_pause_of_a_created_container(oci, path):
     r = oci.cmd("start", cid, env=env)
     assert r.returncode == 0, r.stderr
     assert status(oci, cid, path) == "running"
-    with open(f"/proc/{pid}/cmdline", "rb") as f:
-        assert f.read() == b"sleep\x001000\x00"   # the process did start
+    def cmdline():
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    assert wait_for(lambda: cmdline() == b"sleep\x001000\x00")   # the process did start
     oci.ok("delete", "--force", cid)
 
 
