@@ -141,10 +141,20 @@ def child_cgroups(oci, cid, pid, made, name="inner/deeper"):
 
 @pytest.fixture
 def made(oci):
+    """The child cgroups a test makes; after it, whatever is left of them
+    is thawed, emptied (their processes are the test's) and removed."""
     dirs = []
     yield dirs
     for cid in oci.ids:
         oci.cmd("delete", "--force", cid)
+    for d in sorted(dirs, key=len):
+        if os.path.exists(d + "/freezer.state"):
+            with open(d + "/freezer.state", "w") as f:
+                f.write("THAWED")
+    for d in dirs:
+        for p in procs(d) if os.path.isdir(d) else ():
+            os.kill(p, signal.SIGKILL)
+            wait_gone(p)
     for d in sorted(dirs, key=len, reverse=True):
         try:
             os.rmdir(d)
@@ -243,3 +253,27 @@ def test_v2_kill_freeze_and_destroy_spare_the_sibling(v2_parent):
     assert pb.wait(10) == -signal.SIGKILL
     b.destroy()
     assert not os.path.exists(top + "/b") and os.path.isdir(top)   # not b's to remove
+
+
+@pytest.mark.skipif("freezer" not in LAYOUT.v1, reason="no v1 freezer")
+@pytest.mark.parametrize("how", ["delete-force", "kill-all"])
+def test_a_child_cgroup_frozen_on_its_own_does_not_keep_its_processes(oci, made, how):
+    """A paused container of a docker inside: its child freezer cgroup is
+    FROZEN by itself, and thawing the container's does not thaw it.
+    SIGKILL must still end what is in it."""
+    cid, pid = container(oci, "{id}", args=("sh", "-c", "sleep 1000 & wait"), pidns=False)
+    assert wait_for(lambda: len(json.loads(oci.ok("ps", "--format", "json", cid).stdout)) == 2)
+    kid = [p for p in json.loads(oci.ok("ps", "--format", "json", cid).stdout) if p != pid][0]
+    child_cgroups(oci, cid, kid, made)
+    child = next(d for d in made if d.startswith(LAYOUT.v1["freezer"] + "/") and d.endswith("deeper"))
+    with open(child + "/freezer.state", "w") as f:
+        f.write("FROZEN")
+    if how == "kill-all":
+        oci.ok("kill", "--all", cid, "KILL")
+        assert wait_gone(pid) and wait_gone(kid)
+        r = oci.cmd("delete", cid)
+    else:
+        r = oci.cmd("delete", "--force", cid)
+    assert r.returncode == 0, r.stderr
+    assert wait_gone(pid) and wait_gone(kid)
+    assert not [d for d in made if os.path.exists(d)]
