@@ -105,8 +105,9 @@ struct fast {
     int start_ok, delete_ok;
     const char *freezer;                 /* v1 freezer.state, or NULL */
     const char *freeze2[MAX_PATHS];      /* cgroup.freeze candidates */
-    const char *rmdir[MAX_PATHS];        /* cgroup dirs, deepest first */
-    int n_freeze2, n_rmdir;
+    const char *rmdir[MAX_PATHS];        /* its own cgroup dirs */
+    const char *rmparent[MAX_PATHS];     /* parents create made, deepest first */
+    int n_freeze2, n_rmdir, n_rmparent;
     struct blob head, mid, tail;         /* the state JSON around pid, status */
     struct blob state_json;              /* state.json as create saved it */
 };
@@ -176,6 +177,8 @@ static int parse_fast(char *buf, size_t len, struct fast *f)
             f->freeze2[f->n_freeze2++] = val;
         else if (!strcmp(p, "rmdir") && f->n_rmdir < MAX_PATHS)
             f->rmdir[f->n_rmdir++] = val;
+        else if (!strcmp(p, "rmparent") && f->n_rmparent < MAX_PATHS)
+            f->rmparent[f->n_rmparent++] = val;
         else
             return -1;   /* a line we do not know: Python does */
         p = nl + 1;
@@ -288,13 +291,16 @@ static int frozen(const struct fast *f)
     return 0;
 }
 
+/* Paused before created: a created container can be paused (runc). */
 static const char *status_of(int dfd, const struct fast *f)
 {
     if (!process_alive(f->pid, f->start))
         return "stopped";
+    if (frozen(f))
+        return "paused";
     if (faccessat(dfd, "exec.fifo", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
         return "created";
-    return frozen(f) ? "paused" : "running";
+    return "running";
 }
 
 /* -- the commands ------------------------------------------------------------ */
@@ -403,7 +409,8 @@ static int parse_signal(const char *text)
 }
 
 /* container.kill without --all: through a pidfd checked against the
- * start time, so a reused pid is never hit. */
+ * start time, so a reused pid is never hit.  SIGKILL to a paused
+ * container is Python's: the freezer must be thawed after it. */
 static int cmd_kill(const char *root, const char *id, const char *sigtext)
 {
     int sig = sigtext ? parse_signal(sigtext) : SIGTERM;
@@ -411,6 +418,8 @@ static int cmd_kill(const char *root, const char *id, const char *sigtext)
         run_python();
     struct container c;
     load(root, id, 0, &c);
+    if (sig == SIGKILL && frozen(&c.f))
+        run_python();
     int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)c.f.pid, 0);
     if (pidfd < 0)
         run_python();
@@ -449,9 +458,10 @@ static void remove_tree_at(int dfd)
     closedir(d);
 }
 
-/* container.delete of a stopped container: its cgroup directories, then
- * its state directory.  A busy cgroup (a process left behind, with no pid
- * namespace to end it) is Python's to kill. */
+/* container.delete of a stopped container: its cgroup directories, the
+ * parents create made if they are empty now (never more: a sibling may
+ * use one), then its state directory.  A busy cgroup of its own (a
+ * process left behind, child cgroups) is Python's to kill and remove. */
 static int cmd_delete(const char *root, const char *id)
 {
     struct container c;
@@ -461,6 +471,8 @@ static int cmd_delete(const char *root, const char *id)
     for (int i = 0; i < c.f.n_rmdir; i++)
         if (rmdir(c.f.rmdir[i]) < 0 && errno != ENOENT)
             run_python();
+    for (int i = 0; i < c.f.n_rmparent; i++)
+        rmdir(c.f.rmparent[i]);   /* EBUSY: in use; ENOENT: gone */
     remove_tree_at(c.dfd);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", root, id);

@@ -368,7 +368,9 @@ def start(root, cid):
         if status != "created":
             if status == "stopped":
                 raise OciError("cannot start a container that has stopped")
-            raise OciError(f"cannot start an already {status} container")
+            if status == "running":
+                raise OciError("cannot start an already running container")
+            raise OciError(f"cannot start a container in the {status} state")   # runc's words
         if not c.data.get("has_process"):
             raise OciError("config.json has no process: there is nothing to start")
         hooks_cfg = c.data.get("hooks") or {}
@@ -434,6 +436,10 @@ def kill(root, cid, sig, all_processes=False):
         cgroups.Manager(c.data.get("cgroups") or {}).kill_all(sig)
         return
     _signal_init(c, sig)
+    if status == "paused" and sig == signal.SIGKILL:
+        # A task frozen by the v1 freezer dies only once thawed (runc thaws
+        # too); other signals stay pending until `resume`.
+        cgroups.load(c.data).thaw_after_kill()
 
 
 def _signal_init(c, sig):

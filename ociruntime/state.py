@@ -281,10 +281,10 @@ class Container:
             return "creating"
         if not process_alive(d.get("pid", 0), d.get("pid_start")):
             return "stopped"
+        if self._frozen():   # before the fifo: a created container can be paused (runc)
+            return "paused"
         if os.path.exists(self.fifo):
             return "created"
-        if self._frozen():
-            return "paused"
         return "running"
 
     def _frozen(self):
@@ -369,7 +369,12 @@ def write_fast(c):
              b"delete_ok %d\n" % (not hooks.get("poststop") and not d.get("cgroups_systemd"))]
     freezer, freeze2 = _freeze_files(d.get("cgroups") or {})
     paths = [(b"freezer", p) for p in freezer] + [(b"freeze2", p) for p in freeze2]
-    paths += [(b"rmdir", p) for p in sorted(d.get("cgroups_created") or (), key=len, reverse=True)]
+    # rmdir: the container's own directories, which must go; rmparent: the
+    # parents create made, removed if empty (a sibling may be in one).
+    leaves = set((d.get("cgroups") or {}).values())
+    made = sorted(d.get("cgroups_created") or (), key=len, reverse=True)
+    paths += [(b"rmdir", p) for p in made if p in leaves]
+    paths += [(b"rmparent", p) for p in made if p not in leaves]
     if any("\n" in p for _, p in paths):
         return
     lines += [b"%s %s\n" % (k, os.fsencode(p)) for k, p in paths]

@@ -228,6 +228,17 @@ def test_pause_and_resume(podman):
     assert podman.ok("exec", c, "echo", "alive") == "alive\n"
 
 
+def test_kill_of_a_paused_container(podman):
+    """SIGKILL reaches a paused container: the freezer is thawed after it
+    (podman waited for an exit file that never came)."""
+    c = podman.run_d(IMAGE, "sleep", "300")
+    podman.ok("pause", c)
+    podman.ok("kill", c)
+    assert podman.ok("wait", c).strip() == "137"
+    assert podman.status(c) == "exited"
+    podman.ok("rm", c)
+
+
 def test_kill_signal_and_stop(podman):
     c = podman.run_d(IMAGE, "sh", "-c", LONG)
     podman.ok("kill", "-s", "USR1", c)

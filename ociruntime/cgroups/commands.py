@@ -24,9 +24,10 @@ def _load_live(root, cid):
 # -- pause / resume -----------------------------------------------------------
 
 def pause(root, cid):
+    # runc: a running or created container; pausing a paused one is an error.
     c, status = _load_live(root, cid)
     if status == "paused":
-        return
+        raise ContainerNotRunning("container not running")
     _manager(c).freeze()
 
 
