@@ -112,7 +112,7 @@ def _parse_fast(raw):
                 data["pid"] = int(value)
             elif key == b"start":
                 data["pid_start"] = int(value)
-            elif key == b"rmdir":
+            elif key in (b"rmdir", b"rmparent"):   # its own, and parents create made
                 made.append(os.fsdecode(value))
     except ValueError:
         pass
