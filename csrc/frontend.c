@@ -31,6 +31,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FAST_MAGIC "ociruntime-fast 1\n"
@@ -38,6 +39,7 @@
 
 static int g_argc;
 static char **g_argv;
+static struct timespec g_started;   /* for --debug's phase trace */
 
 /* Is pyc the up-to-date bytecode of script, for the interpreter py?  As
  * Python checks a module's cache: flags 0, the source's mtime and size
@@ -88,6 +90,11 @@ static void __attribute__((noreturn)) run_python(void)
     args[2] = pyc_fresh(pyc, script, py) ? pyc : script;
     for (int i = 1; i < g_argc; i++)
         args[i + 2] = g_argv[i];
+    /* When we started (CLOCK_MONOTONIC ns), for --debug's trace: its first
+     * phase is the interpreter's start-up.  Python removes it at once. */
+    char t0[32];
+    snprintf(t0, sizeof t0, "%lld", (long long)g_started.tv_sec * 1000000000LL + g_started.tv_nsec);
+    setenv("OCIRUNTIME_T0", t0, 1);
     execv(py, args);
     fprintf(stderr, "ociruntime: cannot run %s %s: %s\n", py, script, strerror(errno));
     exit(1);
@@ -509,6 +516,7 @@ static int is_flag(const char *arg, const char *name, const char **value)
 
 int main(int argc, char **argv)
 {
+    clock_gettime(CLOCK_MONOTONIC, &g_started);
     g_argc = argc;
     g_argv = argv;
     const char *nofast = getenv("OCIRUNTIME_NO_FAST");

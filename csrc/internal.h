@@ -20,6 +20,12 @@ struct step {
     struct arg *args;
 };
 
+/* Where the init's time goes, for --debug's phase trace: each step's
+ * duration is added to its phase's total, sent with MSG_HELLO and
+ * MSG_READY (plan.c: send_phases). */
+enum oci_phase { PH_PROCESS = 0, PH_NAMESPACES, PH_CGROUPS, PH_MOUNTS, PH_HOOKS, PH_SECCOMP,
+                 PH_WAIT, PH__COUNT };
+
 /* The init's state while it runs a plan. */
 struct init_ctx {
     int sync_in;      /* pipe from the runtime (MSG_GO), -1 once it is gone */
@@ -28,6 +34,8 @@ struct init_ctx {
     const char *exec_path;   /* resolved by OP_FIND_EXEC */
     int64_t pid;      /* our pid as the runtime sees it (MSG_GO's value), 0 if unknown */
     int report_fd;    /* after create: where failures go (0: none; see OP_REPORT_FD) */
+    int64_t started;              /* when ociruntime-init's clone returned in us */
+    int64_t phase_ns[PH__COUNT];   /* time spent in each phase's steps */
 };
 
 /* Report a failure to the runtime and exit; errno is taken as the cause.
@@ -109,5 +117,7 @@ void ensure_sealed_self(struct init_ctx *c, char **argv, int exe_fd);
 
 /* sync.c */
 void sync_send(struct init_ctx *c, int type, int64_t value);
+void sync_send_text(struct init_ctx *c, int type, int64_t value, const char *text);
+int64_t now_ns(void);   /* CLOCK_MONOTONIC, the clock Python's time.monotonic_ns reads */
 int64_t sync_wait(struct init_ctx *c, int type);   /* the message's value */
 #endif

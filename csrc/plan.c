@@ -219,118 +219,157 @@ static void wait_start(struct init_ctx *c, int fd)
     close(fd);
 }
 
+/* Each step's phase in --debug's trace (PH_PROCESS unless named here). */
+static const uint8_t phase_of[OP__COUNT] = {
+    [OP_SETNS] = PH_NAMESPACES, [OP_CLONE] = PH_NAMESPACES, [OP_UNSHARE] = PH_NAMESPACES,
+    [OP_SETHOSTNAME] = PH_NAMESPACES, [OP_SETDOMAINNAME] = PH_NAMESPACES,
+    [OP_LO_UP] = PH_NAMESPACES, [OP_JOIN_CGROUP] = PH_CGROUPS,
+    [OP_ROOTFS] = PH_MOUNTS, [OP_MOUNT] = PH_MOUNTS, [OP_MKNOD] = PH_MOUNTS,
+    [OP_BIND_DEVICE] = PH_MOUNTS, [OP_SYMLINK] = PH_MOUNTS, [OP_MKDIR] = PH_MOUNTS,
+    [OP_PIVOT_ROOT] = PH_MOUNTS, [OP_MOVE_ROOT] = PH_MOUNTS, [OP_WRITE_FILE] = PH_MOUNTS,
+    [OP_READONLY_PATH] = PH_MOUNTS, [OP_MASK_PATH] = PH_MOUNTS, [OP_REMOUNT_ROOT] = PH_MOUNTS,
+    [OP_MOUNT_SETATTR] = PH_MOUNTS, [OP_MOVE_MOUNT] = PH_MOUNTS, [OP_CHROOT] = PH_MOUNTS,
+    [OP_SYNC_HOOKS] = PH_HOOKS, [OP_HOOK] = PH_HOOKS,
+    [OP_SECCOMP] = PH_SECCOMP, [OP_SECCOMP_RULE] = PH_SECCOMP,
+    [OP_SECCOMP_EXPORT] = PH_SECCOMP, [OP_SECCOMP_LOAD] = PH_SECCOMP,
+    [OP_SYNC_HELLO] = PH_WAIT, [OP_SYNC_READY] = PH_WAIT, [OP_WAIT_START] = PH_WAIT,
+};
+
+/* MSG_HELLO and MSG_READY: when (the value), when the first child
+ * started, and the time each phase took so far (the text, "started=ns
+ * name=ns ..."), which `--debug` shows as the init's phases
+ * (ociruntime/log.py: mark_init). */
+static void send_phases(struct init_ctx *c, int type)
+{
+    char text[256];
+    const int64_t *p = c->phase_ns;
+    snprintf(text, sizeof text,
+             "started=%lld namespaces=%lld cgroups=%lld mounts=%lld hooks=%lld process=%lld seccomp=%lld",
+             (long long)c->started, (long long)p[PH_NAMESPACES], (long long)p[PH_CGROUPS], (long long)p[PH_MOUNTS],
+             (long long)p[PH_HOOKS], (long long)p[PH_PROCESS], (long long)p[PH_SECCOMP]);
+    sync_send_text(c, type, now_ns(), text);
+}
+
+static void run_step(struct init_ctx *c, struct step *s);
+
 void run_plan(struct init_ctx *c, struct step *steps, size_t n, size_t i)
 {
     for (; i < n; i++) {
-        struct step *s = &steps[i];
-        switch (s->op) {
-        case OP_SETNS:   /* by path, or by an fd the runtime opened (exec) */
-            if (s->args[0].is_str)
-                do_setns(c, S(0), (int)N(1));
-            else
-                do_setns_fd(c, (int)N(0), (int)N(1));
-            break;
-        case OP_CLONE: {
-            pid_t pid = clone_fork_into((unsigned long)N(0), s->argc > 1 ? (int)N(1) : -1);
-            if (pid < 0)
-                die(c, "clone the container init");
-            if (pid > 0) {   /* we are the intermediate: hand over, leave */
-                sync_send(c, MSG_PID, pid);
-                syscall(SYS_exit_group, 0);
-            }
-            break;
-        }
-        case OP_UNSHARE:
-            if (unshare((int)N(0)) < 0)
-                die(c, "unshare namespaces 0x%llx", (unsigned long long)N(0));
-            break;
-        case OP_SYNC_HELLO:
-            sync_send(c, MSG_HELLO, 0);
-            c->pid = sync_wait(c, MSG_GO);
-            break;
-        case OP_SETID_ROOT: do_setid_root(c); break;
-        case OP_SETHOSTNAME:
-            if (sethostname(S(0), strlen(S(0))) < 0)
-                die(c, "sethostname %s", S(0));
-            break;
-        case OP_SETDOMAINNAME:
-            if (setdomainname(S(0), strlen(S(0))) < 0)
-                die(c, "setdomainname %s", S(0));
-            break;
-        case OP_ROOTFS: do_rootfs(c, S(0), (unsigned long)N(1)); break;
-        case OP_MOUNT: do_mount(c, s); break;
-        case OP_MKNOD: do_mknod(c, s); break;
-        case OP_BIND_DEVICE: do_bind_device(c, s); break;
-        case OP_SYMLINK: do_symlink(c, S(0), S(1)); break;
-        case OP_MKDIR: do_mkdir(c, S(0), (int)N(1)); break;
-        case OP_PIVOT_ROOT: do_pivot_root(c, S(0)); break;
-        case OP_MOVE_ROOT: do_move_root(c, S(0)); break;
-        case OP_WRITE_FILE: do_write_file(c, S(0), S(1)); break;
-        case OP_READONLY_PATH: do_readonly_path(c, S(0)); break;
-        case OP_MASK_PATH: do_mask_path(c, S(0)); break;
-        case OP_REMOUNT_ROOT: do_remount_root(c, (unsigned long)N(0)); break;
-        case OP_SETRLIMIT: do_setrlimit(c, (int)N(0), (uint64_t)N(1), (uint64_t)N(2)); break;
-        case OP_CAPBSET: do_capbset(c, (uint64_t)N(0)); break;
-        case OP_SETGROUPS: do_setgroups(c, s); break;
-        case OP_SETUSER: do_setuser(c, (uint32_t)N(0), (uint32_t)N(1)); break;
-        case OP_CAPS: do_caps(c, N(0), N(1), N(2), N(3)); break;
-        case OP_UMASK: umask((mode_t)N(0)); break;
-        case OP_NO_NEW_PRIVS:
-            if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-                die(c, "prctl no_new_privs");
-            break;
-        case OP_CHDIR: do_chdir(c, S(0)); break;
-        case OP_FIND_EXEC: do_find_exec(c, S(0), S(1)); break;
-        case OP_SYNC_READY:
-            sync_send(c, MSG_READY, 0);
-            close(c->sync_in);   /* the runtime goes away now */
-            close(c->sync_out);
-            c->sync_in = c->sync_out = -1;
-            break;
-        case OP_WAIT_START: wait_start(c, (int)N(0)); break;
-        case OP_CLOSE_FDS: cloexec_from(c, (int)N(0)); break;
-        case OP_EXEC: do_exec(c, s);
-        case OP_SET_DUMPABLE:
-            if (prctl(PR_SET_DUMPABLE, (unsigned long)N(0), 0, 0, 0) < 0)
-                die(c, "prctl set_dumpable");
-            break;
-        case OP_CLOSE:
-            for (uint32_t a = 0; a < s->argc; a++)
-                close((int)N(a));
-            break;
-        case OP_SETUP_TERMINAL:
-            do_setup_terminal(c, (int)N(0), (int)N(1), (int)N(2), N(3), (int)N(4));
-            break;
-        case OP_SETSID:
-            if (setsid() < 0)
-                die(c, "setsid");
-            break;
-        case OP_SECCOMP: do_seccomp(c, s); break;
-        case OP_SECCOMP_RULE: do_seccomp_rule(c, s); break;
-        case OP_SECCOMP_EXPORT: do_seccomp_export(c); break;
-        case OP_SECCOMP_LOAD: do_seccomp_load(c, s); break;
-        case OP_SYNC_HOOKS:
-            sync_send(c, MSG_HOOKS, 0);
-            sync_wait(c, MSG_GO);
-            break;
-        case OP_HOOK: do_hook(c, s); break;
-        case OP_REPORT_FD: c->report_fd = (int)N(0); break;
-        case OP_MOUNT_SETATTR:
-            do_mount_setattr(c, S(0), (uint64_t)N(1), (uint64_t)N(2), (int)N(3));
-            break;
-        case OP_MOVE_MOUNT: do_move_mount(c, (int)N(0), S(1), (int)N(2)); break;
-        case OP_SCHED: do_sched(c, s); break;
-        case OP_IOPRIO: do_ioprio(c, N(0)); break;
-        case OP_PERSONALITY: do_personality(c, N(0)); break;
-        case OP_MEMPOLICY: do_mempolicy(c, s); break;
-        case OP_AFFINITY: do_affinity(c, s); break;
-        case OP_JOIN_CGROUP: join_cgroups(c, s); break;
-        case OP_LO_UP: do_lo_up(c); break;
-        case OP_SESSION_KEYRING: do_session_keyring(c, S(0)); break;
-        case OP_CHROOT: do_chroot(c, S(0)); break;
-        default:
-            die_errno(c, EINVAL, "plan: unknown step %u", s->op);
-        }
+        int64_t t = now_ns();
+        run_step(c, &steps[i]);
+        c->phase_ns[phase_of[steps[i].op]] += now_ns() - t;
     }
     die_errno(c, EINVAL, "plan: ended without exec");
+}
+
+static void run_step(struct init_ctx *c, struct step *s)
+{
+    switch (s->op) {
+    case OP_SETNS:   /* by path, or by an fd the runtime opened (exec) */
+        if (s->args[0].is_str)
+            do_setns(c, S(0), (int)N(1));
+        else
+            do_setns_fd(c, (int)N(0), (int)N(1));
+        break;
+    case OP_CLONE: {
+        pid_t pid = clone_fork_into((unsigned long)N(0), s->argc > 1 ? (int)N(1) : -1);
+        if (pid < 0)
+            die(c, "clone the container init");
+        if (pid > 0) {   /* we are the intermediate: hand over, leave */
+            sync_send(c, MSG_PID, pid);
+            syscall(SYS_exit_group, 0);
+        }
+        break;
+    }
+    case OP_UNSHARE:
+        if (unshare((int)N(0)) < 0)
+            die(c, "unshare namespaces 0x%llx", (unsigned long long)N(0));
+        break;
+    case OP_SYNC_HELLO:
+        send_phases(c, MSG_HELLO);
+        c->pid = sync_wait(c, MSG_GO);
+        break;
+    case OP_SETID_ROOT: do_setid_root(c); break;
+    case OP_SETHOSTNAME:
+        if (sethostname(S(0), strlen(S(0))) < 0)
+            die(c, "sethostname %s", S(0));
+        break;
+    case OP_SETDOMAINNAME:
+        if (setdomainname(S(0), strlen(S(0))) < 0)
+            die(c, "setdomainname %s", S(0));
+        break;
+    case OP_ROOTFS: do_rootfs(c, S(0), (unsigned long)N(1)); break;
+    case OP_MOUNT: do_mount(c, s); break;
+    case OP_MKNOD: do_mknod(c, s); break;
+    case OP_BIND_DEVICE: do_bind_device(c, s); break;
+    case OP_SYMLINK: do_symlink(c, S(0), S(1)); break;
+    case OP_MKDIR: do_mkdir(c, S(0), (int)N(1)); break;
+    case OP_PIVOT_ROOT: do_pivot_root(c, S(0)); break;
+    case OP_MOVE_ROOT: do_move_root(c, S(0)); break;
+    case OP_WRITE_FILE: do_write_file(c, S(0), S(1)); break;
+    case OP_READONLY_PATH: do_readonly_path(c, S(0)); break;
+    case OP_MASK_PATH: do_mask_path(c, S(0)); break;
+    case OP_REMOUNT_ROOT: do_remount_root(c, (unsigned long)N(0)); break;
+    case OP_SETRLIMIT: do_setrlimit(c, (int)N(0), (uint64_t)N(1), (uint64_t)N(2)); break;
+    case OP_CAPBSET: do_capbset(c, (uint64_t)N(0)); break;
+    case OP_SETGROUPS: do_setgroups(c, s); break;
+    case OP_SETUSER: do_setuser(c, (uint32_t)N(0), (uint32_t)N(1)); break;
+    case OP_CAPS: do_caps(c, N(0), N(1), N(2), N(3)); break;
+    case OP_UMASK: umask((mode_t)N(0)); break;
+    case OP_NO_NEW_PRIVS:
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+            die(c, "prctl no_new_privs");
+        break;
+    case OP_CHDIR: do_chdir(c, S(0)); break;
+    case OP_FIND_EXEC: do_find_exec(c, S(0), S(1)); break;
+    case OP_SYNC_READY:
+        send_phases(c, MSG_READY);
+        close(c->sync_in);   /* the runtime goes away now */
+        close(c->sync_out);
+        c->sync_in = c->sync_out = -1;
+        break;
+    case OP_WAIT_START: wait_start(c, (int)N(0)); break;
+    case OP_CLOSE_FDS: cloexec_from(c, (int)N(0)); break;
+    case OP_EXEC: do_exec(c, s);
+    case OP_SET_DUMPABLE:
+        if (prctl(PR_SET_DUMPABLE, (unsigned long)N(0), 0, 0, 0) < 0)
+            die(c, "prctl set_dumpable");
+        break;
+    case OP_CLOSE:
+        for (uint32_t a = 0; a < s->argc; a++)
+            close((int)N(a));
+        break;
+    case OP_SETUP_TERMINAL:
+        do_setup_terminal(c, (int)N(0), (int)N(1), (int)N(2), N(3), (int)N(4));
+        break;
+    case OP_SETSID:
+        if (setsid() < 0)
+            die(c, "setsid");
+        break;
+    case OP_SECCOMP: do_seccomp(c, s); break;
+    case OP_SECCOMP_RULE: do_seccomp_rule(c, s); break;
+    case OP_SECCOMP_EXPORT: do_seccomp_export(c); break;
+    case OP_SECCOMP_LOAD: do_seccomp_load(c, s); break;
+    case OP_SYNC_HOOKS:
+        sync_send(c, MSG_HOOKS, 0);
+        sync_wait(c, MSG_GO);
+        break;
+    case OP_HOOK: do_hook(c, s); break;
+    case OP_REPORT_FD: c->report_fd = (int)N(0); break;
+    case OP_MOUNT_SETATTR:
+        do_mount_setattr(c, S(0), (uint64_t)N(1), (uint64_t)N(2), (int)N(3));
+        break;
+    case OP_MOVE_MOUNT: do_move_mount(c, (int)N(0), S(1), (int)N(2)); break;
+    case OP_SCHED: do_sched(c, s); break;
+    case OP_IOPRIO: do_ioprio(c, N(0)); break;
+    case OP_PERSONALITY: do_personality(c, N(0)); break;
+    case OP_MEMPOLICY: do_mempolicy(c, s); break;
+    case OP_AFFINITY: do_affinity(c, s); break;
+    case OP_JOIN_CGROUP: join_cgroups(c, s); break;
+    case OP_LO_UP: do_lo_up(c); break;
+    case OP_SESSION_KEYRING: do_session_keyring(c, S(0)); break;
+    case OP_CHROOT: do_chroot(c, S(0)); break;
+    default:
+        die_errno(c, EINVAL, "plan: unknown step %u", s->op);
+    }
 }

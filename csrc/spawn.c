@@ -107,6 +107,7 @@ static uint8_t *read_plan(struct init_ctx *c, int fd, size_t *len)
 
 int main(int argc, char **argv)
 {
+    int64_t t_main = now_ns();   /* for --debug's trace, with the report */
     int fds[4];   /* plan, sync in, sync out, report */
     for (int i = 0; i < 4; i++) {
         fds[i] = argc > 4 ? fd_arg(argv[i + 1]) : -1;
@@ -147,17 +148,23 @@ int main(int argc, char **argv)
             cgroup_fd = (int)steps[0].args[1].num;
         first = 1;
     }   /* else an intermediate joins namespaces, then OP_CLONE forks the init */
+    int64_t t_clone = now_ns();
     pid_t pid = clone_fork_into(flags, cgroup_fd);
     if (pid < 0)
         die(&boot, "clone the container init");
     if (pid == 0) {
-        struct init_ctx c = {.sync_in = fds[1], .sync_out = fds[2], .root_fd = -1};
+        struct init_ctx c = {.sync_in = fds[1], .sync_out = fds[2], .root_fd = -1,
+                             .started = now_ns()};
         /* Ours alone: the report ends (EOF) when we exit, whatever the init does. */
         if (close(report_fd) < 0)
             die(&c, "close the report pipe");
         reset_signals(&c);
         run_plan(&c, steps, n, first);
     }
-    sync_send(&boot, MSG_PID, pid);
+    /* When this program started and cloned: the runtime's --debug trace
+     * reads them (CLOCK_MONOTONIC ns; the child says when it started). */
+    char times[48];
+    snprintf(times, sizeof times, "%lld %lld", (long long)t_main, (long long)t_clone);
+    sync_send_text(&boot, MSG_PID, pid, times);
     return 0;
 }

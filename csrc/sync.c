@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 _Static_assert(sizeof(struct oci_msg) <= PIPE_BUF, "a message must be one atomic pipe write");
@@ -71,10 +72,23 @@ void die_errno(struct init_ctx *c, int err, const char *fmt, ...)
 
 void sync_send(struct init_ctx *c, int type, int64_t value)
 {
+    sync_send_text(c, type, value, "");
+}
+
+void sync_send_text(struct init_ctx *c, int type, int64_t value, const char *text)
+{
     struct oci_msg m = {.type = type, .value = value};
+    snprintf(m.text, sizeof m.text, "%s", text);
     int r = send_msg(c->sync_out, &m);
     if (r < 0)
         die_errno(c, -r, "sync: send message %d to the runtime", type);
+}
+
+int64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);   /* vDSO: no syscall, cannot fail here */
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
 int64_t sync_wait(struct init_ctx *c, int type)

@@ -162,12 +162,16 @@ def _int_flag(opts, name):
         raise UsageError(f"--{name}: not a whole number: {opts[name]!r}") from None
 
 
-def main(argv=None):
+def main(argv=None, started=(None, None)):
+    """started: when the front end and the launcher started (CLOCK_MONOTONIC
+    ns; None: unknown), where --debug's phase trace begins."""
     argv = sys.argv[1:] if argv is None else argv
     g = {}
+    what = None
     try:
         g, rest = parse_flags(argv, GLOBAL, stop_at_positional=True)
         log.configure(g.get("log"), g.get("log-format", "text"), g.get("debug", False))
+        log.start_trace(*started)
         if g.get("log-format", "text") not in ("text", "json"):
             raise UsageError(f"--log-format: {g['log-format']!r} is not text or json")
         if g.get("version"):
@@ -196,6 +200,7 @@ def main(argv=None):
         root = g.get("root") or "/run/ociruntime"
         if g.get("debug"):
             log.debug(f"{command}: root {root}, flags {opts}, arguments {pos}")
+            what = f"{command} {pos[0]}" if pos else command
         return globals()["cmd_" + command](root, opts, pos) or 0
     except OciError as e:
         log.error(str(e))
@@ -211,12 +216,25 @@ def main(argv=None):
             traceback.print_exc()
         log.error(f"internal error: {type(e).__name__}: {e}")
         return 1
+    finally:
+        if what:   # --debug: where the time went, phase by phase
+            log.trace(what)
 
 
 # -- commands -----------------------------------------------------------------
 
+def _imported(*modules):
+    """The trace's "imports" phase: with --debug, the command's modules
+    that are imported on first use are imported now, to count here."""
+    if log._debug:
+        for name in modules:
+            __import__("ociruntime." + name)
+        log.mark("imports")
+
+
 def cmd_create(root, opts, pos):
     from ociruntime import container
+    _imported("config", "validate", "core", "init")
     container.create(root, _one_id(pos, "create"), opts.get("bundle"), opts.get("pid-file"),
                      opts.get("console-socket"), opts.get("no-pivot", False),
                      _int_flag(opts, "preserve-fds"),
@@ -226,6 +244,7 @@ def cmd_create(root, opts, pos):
 
 def cmd_run(root, opts, pos):
     from ociruntime import container
+    _imported("config", "validate", "core", "init")
     return container.run(root, _one_id(pos, "run"), opts.get("bundle"), opts.get("pid-file"),
                          opts.get("console-socket"), opts.get("no-pivot", False),
                          _int_flag(opts, "preserve-fds"), opts.get("detach", False),
@@ -309,6 +328,7 @@ def cmd_features(root, opts, pos):
 
 def cmd_exec(root, opts, pos):
     from ociruntime import execute
+    _imported()
     if not pos:
         raise UsageError("exec: expects ID [COMMAND [ARG...]], got no ID")
     eopts = execute.ExecOptions(

@@ -65,6 +65,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         from ociruntime import terminal
         terminal.check(proc.get("terminal"), console_socket, not foreground)
     preserve_fds += listen_fds(proc, preserve_fds)
+    log.mark("read+validate")
 
     cdir = state.make_container_dir(root, cid)
     lock = state.lock_dir(cdir)
@@ -99,6 +100,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         c.data["cgroups_created"] = cg.created
         c.save()
         cg.apply_config(cfg, source)   # limits in place before the init joins
+        log.mark("state dir+cgroups")
         try:
             pid = _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds,
                               console_fd)
@@ -112,6 +114,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         if pid_file:
             state.write_pid_file(pid_file, pid)
         state.write_fast(c)   # last: the C front end may answer from now on
+        log.mark("ready: state saved")
         return c
     except BaseException as e:
         _undo_create(c, cg, pids)
@@ -211,6 +214,7 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, co
         )
         ctx.spawn_fds += [fd for fd, _ in cgroup_tasks] + ([cgroup_v2_fd] if cgroup_v2_fd >= 0 else [])
         plan = init.build(cfg, ns, ctx)
+        log.mark("plan")
         log.debug_plan(f"create {c.id}", plan)
         passed = [fd for fd in (fifo_fd, console_fd, listener_fd, report_fd) if fd >= 0]
         first = core.spawn(plan.encode(), init_sync, [*range(3, first_free), *passed, *ctx.spawn_fds],
@@ -259,10 +263,12 @@ def _handshake(sync, first, cfg, cg, pids, via_intermediate, set_up=None, until_
     on_hooks(pid) runs the prestart/createRuntime hooks when the init asks."""
     init_pid = None if via_intermediate else first
     hello = answered = False
+    hello_at, hello_text = 0, ""
     while True:
         msg = core.recv(sync)
         if msg is None:
             if until_exec and answered:
+                log.mark("init: set-up until exec")
                 return init_pid
             raise OciError("the container init exited during set-up without saying why")
         kind, err, value, text = msg
@@ -274,7 +280,9 @@ def _handshake(sync, first, cfg, cg, pids, via_intermediate, set_up=None, until_
             os.waitpid(first, 0)
         elif kind == core.MSG_HELLO:
             hello = True
+            hello_at, hello_text = value, text   # when, and the init's phases so far
         elif kind == core.MSG_READY and answered:
+            log.mark_init(text, value, "init: other steps, wake-ups", since=hello_text)
             return init_pid
         elif kind == core.MSG_HOOKS and answered and on_hooks is not None:
             on_hooks(init_pid)
@@ -283,11 +291,13 @@ def _handshake(sync, first, cfg, cg, pids, via_intermediate, set_up=None, until_
         else:
             raise OciError(f"protocol error: unexpected message {kind} from the init")
         if hello and init_pid is not None and not answered:
+            log.mark_init(hello_text, hello_at, "init: other steps until hello")
             if set_up is not None:
                 set_up(init_pid)
             else:
                 _set_up_from_outside(init_pid, cfg, cg)
             core.send(sync, core.MSG_GO, init_pid)   # the init learns its pid
+            log.mark("set-up handshake")
             answered = True
 
 
@@ -545,6 +555,7 @@ def run(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
         create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
                systemd_cgroup=systemd_cgroup, no_new_keyring=no_new_keyring)
         start(root, cid)
+        log.mark("start")
         return 0
     if not no_subreaper:   # the init may be a grandchild: make it ours
         core.set_child_subreaper()
@@ -564,10 +575,13 @@ def run(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
                 finally:
                     os.close(master)
             start(root, cid)
+            log.mark("start")
             return _wait_forwarding(c.pid, watched)
         finally:
+            log.mark("the process ran")
             if not keep:
                 delete(root, cid, force=True)
+                log.mark("delete")
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, watched)
 

@@ -17,6 +17,7 @@ import sys
 from errno import EINVAL, EIO, EPROTO
 from fcntl import F_DUPFD_CLOEXEC, fcntl
 
+from ociruntime import log
 from ociruntime.errors import OciError
 
 # enum oci_msg_type and struct oci_msg of csrc/core.h (tests/test_init_exe.py
@@ -117,7 +118,10 @@ def spawn(plan_bytes, sync, fds=(), name=(), cwd="/"):
     finally:
         os.close(report_r)
         os.waitpid(helper, 0)   # it exits once it has reported
-    return _first_child(report)
+    pid = _first_child(report)
+    # --debug's trace: when it started, and cloned
+    log.mark_times(("spawn of the init", "init: seal, read the plan"), report[3])
+    return pid
 
 
 def _start(args, fds, name):

@@ -257,6 +257,7 @@ def exec_process(root, cid, opts):
     first_free = 3 + opts.preserve_fds
     cg_paths = dict(c.data.get("cgroups") or {})
     subs = sub_cgroups(opts.cgroup, cg_paths)
+    log.mark("read state+process")
 
     watched = set(container.FORWARDED) | {signal.SIGCHLD}
     if not opts.detach:
@@ -366,6 +367,7 @@ def exec_process(root, cid, opts):
             if proc.get("oomScoreAdj") is not None:
                 container._write_proc(p, "oom_score_adj", str(proc["oomScoreAdj"]), "process.oomScoreAdj")
 
+        log.mark("plan")
         log.debug_plan(f"exec {cid}", plan)
         passed = [fd for fd in fds if fd not in sync and fd not in init_sync]
         first = core.spawn(plan.encode(), init_sync, [*range(3, first_free), *passed], (root, cid))
@@ -388,7 +390,10 @@ def exec_process(root, cid, opts):
                 return term.proxy(master, pid, watched, lambda: container._reap(pid))
             finally:
                 os.close(master)
-        return container._wait_forwarding(pid, watched)
+                log.mark("the process ran")
+        code = container._wait_forwarding(pid, watched)
+        log.mark("the process ran")
+        return code
     except BaseException:
         # The process is our child (CLONE_PARENT) until reaped: safe to
         # kill.  The intermediate (pids[0] when more follow) is reaped.

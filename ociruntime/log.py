@@ -10,6 +10,7 @@ import time
 _path = None
 _format = "text"
 _debug = False
+_marks = []   # with --debug: (phase, CLOCK_MONOTONIC ns when it ended)
 
 
 def configure(path=None, fmt="text", debug=False):
@@ -71,3 +72,83 @@ def debug_plan(what, plan):
         for i, (name, args) in enumerate(plan.steps):
             debug(f"{what}: step {i}: {name} " + " ".join(
                 a.decode(errors="replace") if isinstance(a, bytes) else str(a) for a in args))
+
+
+# -- the phase trace of --debug ---------------------------------------------
+# Each phase is the time from the previous mark to its own, on the host's
+# CLOCK_MONOTONIC (time.monotonic_ns), which the front end and the init
+# (csrc/frontend.c, spawn.c, plan.c) read too: the trace spans every
+# process of the command.  Off without --debug: mark() returns at once.
+
+def start_trace(t_front=None, t_launch=None):
+    """The trace's start: the front end's start (its OCIRUNTIME_T0), the
+    launcher's first line; interpreter start-up is the time between."""
+    if not _debug:
+        return
+    t_launch = t_launch or time.monotonic_ns()
+    _marks[:] = [("", t_front), ("interpreter start", t_launch)] if t_front else [("", t_launch)]
+
+
+def mark(phase, at=None):
+    """The phase `phase` ended now, or at `at` (ns, CLOCK_MONOTONIC; never
+    before the last mark: processes overlap, and a container's time
+    namespace could shift the init's clock)."""
+    if _debug:
+        now = time.monotonic_ns() if at is None else at
+        _marks.append((phase, max(now, _marks[-1][1]) if _marks else now))
+
+
+def mark_times(phases, text):
+    """The phases that ended at the times in text ("ns ns ..."): the
+    report of ociruntime-init (spawn.c)."""
+    if not _debug:
+        return
+    try:
+        times = [int(t) for t in text.split()]
+    except ValueError:
+        return
+    for phase, at in zip(phases, times):
+        mark(phase, at)
+
+
+def _phase_totals(text):
+    out = {}
+    for word in text.split():
+        name, _, ns = word.partition("=")
+        if ns.isdigit():
+            out[name] = int(ns)
+    return out
+
+
+def mark_init(text, end, rest, since=""):
+    """The init's own phases up to its message at `end`: its text gives
+    when it started and each phase's total so far ("started=ns name=ns
+    ...", plan.c: send_phases), less those of the message `since`; what
+    they leave of the time since the last mark is `rest` (other steps,
+    waiting to be scheduled).  Without `since`: the time to its start is
+    the clone's."""
+    if not _debug or not _marks:
+        return
+    before = _phase_totals(since)
+    totals = _phase_totals(text)
+    started = totals.pop("started", None)
+    if not since and started:
+        mark("init: clone", started)
+    at = _marks[-1][1]
+    for name, ns in totals.items():
+        ns -= before.get(name, 0)
+        if ns > 0:
+            at += ns
+            mark("init: " + name, at)
+    mark(rest, max(end, at))
+
+
+def trace(what):
+    """Log each phase's duration and the total (debug lines)."""
+    if not _debug or not _marks:
+        return
+    mark("rest of the command")
+    for (_, t0), (phase, t1) in zip(_marks, _marks[1:]):
+        debug(f"{what}: phase {phase}: {(t1 - t0) / 1e6:.2f} ms")
+    debug(f"{what}: {(_marks[-1][1] - _marks[0][1]) / 1e6:.2f} ms in all, {len(_marks) - 1} phases")
+    _marks.clear()
