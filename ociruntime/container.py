@@ -216,6 +216,7 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, co
         plan = init.build(cfg, ns, ctx)
         log.mark("plan")
         log.debug_plan(f"create {c.id}", plan)
+        log.mark("--debug: log the plan")
         passed = [fd for fd in (fifo_fd, console_fd, listener_fd, report_fd) if fd >= 0]
         first = core.spawn(plan.encode(), init_sync, [*range(3, first_free), *passed, *ctx.spawn_fds],
                            (c.root, c.id), cwd=bundle)

@@ -369,6 +369,7 @@ def exec_process(root, cid, opts):
 
         log.mark("plan")
         log.debug_plan(f"exec {cid}", plan)
+        log.mark("--debug: log the plan")
         passed = [fd for fd in fds if fd not in sync and fd not in init_sync]
         first = core.spawn(plan.encode(), init_sync, [*range(3, first_free), *passed], (root, cid))
         log.debug(f"exec {cid}: cloned {first}")

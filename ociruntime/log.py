@@ -87,6 +87,9 @@ def start_trace(t_front=None, t_launch=None):
         return
     t_launch = t_launch or time.monotonic_ns()
     _marks[:] = [("", t_front), ("interpreter start", t_launch)] if t_front else [("", t_launch)]
+    if _path:   # what --debug itself costs, apart: the log's lines are JSON
+        import json  # noqa: F401
+        mark("--debug: import json for the log")
 
 
 def mark(phase, at=None):
