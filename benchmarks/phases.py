@@ -1,9 +1,10 @@
 """Where create's (or run's) time goes: the median of each phase of the
 `--debug` trace (ociruntime/log.py) over N calls.
 
-    python3 -m benchmarks.phases [-n 20] [--command create|run] [--bundle DIR]
+    python3 -m benchmarks.phases [-n 20] [--command create|run|exec] [--bundle DIR]
 
-The bundle defaults to bundles/busybox with /bin/true and no terminal.
+The bundle defaults to bundles/busybox with /bin/true and no terminal;
+exec runs /bin/true in a container of it running `sleep 1000`.
 With --debug every phase costs a little more than without (the plan is
 logged, json is imported): compare phases with each other, and the
 total with an untraced run's."""
@@ -21,23 +22,27 @@ PHASE = re.compile(r"^\S+ \S+: phase (.+): (-?\d+\.\d+) ms$")
 TOTAL = re.compile(r"^\S+ \S+: (\d+\.\d+) ms in all")
 
 
-def _bundle(tmp):
+def _bundle(tmp, args=("/bin/true",)):
     with open(os.path.join(REPO, "bundles", "busybox", "config.json")) as f:
         cfg = json.load(f)
-    cfg["process"].update(args=["/bin/true"], terminal=False)
+    cfg["process"].update(args=list(args), terminal=False)
     cfg["root"]["path"] = os.path.join(REPO, "bundles", "busybox", "rootfs")
     with open(os.path.join(tmp, "config.json"), "w") as f:
         json.dump(cfg, f)
     return tmp
 
 
-def trace_once(runtime, root, bundle, command, log):
+def trace_once(runtime, root, bundle, command, log, target=None):
+    """One traced call: create/run of a new container, or an exec of
+    /bin/true into target."""
     cid = "phases-" + uuid.uuid4().hex[:8]
     open(log, "w").close()
+    args = ["exec", target, "/bin/true"] if target else [command, "-b", bundle, cid]
     subprocess.run([runtime, "--root", root, "--debug", "--log", log, "--log-format", "json",
-                    command, "-b", bundle, cid], check=True, stdin=subprocess.DEVNULL,
+                    *args], check=True, stdin=subprocess.DEVNULL,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    subprocess.run([runtime, "--root", root, "delete", "--force", cid], check=True)
+    if not target:
+        subprocess.run([runtime, "--root", root, "delete", "--force", cid], check=True)
     phases, total = {}, None
     with open(log) as f:
         for line in f:
@@ -52,14 +57,26 @@ def trace_once(runtime, root, bundle, command, log):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("-n", type=int, default=20)
-    p.add_argument("--command", choices=("create", "run"), default="create")
+    p.add_argument("--command", choices=("create", "run", "exec"), default="create")
     p.add_argument("--runtime", default=os.path.join(REPO, ".venv", "bin", "ociruntime"))
     p.add_argument("--bundle")
     o = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = o.bundle or _bundle(tmp)
         root, log = os.path.join(tmp, "root"), os.path.join(tmp, "log.json")
-        runs = [trace_once(o.runtime, root, bundle, o.command, log) for _ in range(o.n + 1)][1:]
+        target = None
+        if o.command == "exec":
+            bundle = o.bundle or _bundle(tmp, ("/bin/sleep", "1000"))
+            target = "phases-" + uuid.uuid4().hex[:8]
+            subprocess.run([o.runtime, "--root", root, "run", "-d", "-b", bundle, target], check=True,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            bundle = o.bundle or _bundle(tmp)
+        try:
+            runs = [trace_once(o.runtime, root, bundle, o.command, log, target)
+                    for _ in range(o.n + 1)][1:]
+        finally:
+            if target:
+                subprocess.run([o.runtime, "--root", root, "delete", "--force", target], check=True)
     order = list(dict.fromkeys(name for phases, _ in runs for name in phases))
     print(f"| phase of `{o.command}` (median of {o.n}, ms) | median | min | max |\n|---|---:|---:|---:|")
     for name in order:

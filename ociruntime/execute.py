@@ -281,6 +281,7 @@ def exec_process(root, cid, opts):
         if cg_v2_fd >= 0:
             cg_v2_fd = core.move_fd_above(cg_v2_fd, first_free)
             fds.append(cg_v2_fd)
+        log.mark("namespace and cgroup fds")
         sync, init_sync = core.channel()
         fds += sync
         init_sync = tuple(core.move_fd_above(fd, first_free) for fd in init_sync)

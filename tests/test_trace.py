@@ -14,7 +14,7 @@ TOTAL = re.compile(r"^(\S+ \S+): (\d+\.\d\d) ms in all, (\d+) phases$")
 CREATE = ["interpreter start", "imports", "read+validate", "state dir+cgroups", "plan",
           "spawn of the init", "init: seal, read the plan", "init: clone",
           "set-up handshake", "init: mounts", "ready: state saved"]
-EXEC = ["interpreter start", "imports", "read state+process", "plan", "spawn of the init",
+EXEC = ["interpreter start", "imports", "read state+process", "namespace and cgroup fds", "plan", "spawn of the init",
         "init: seal, read the plan", "init: clone", "set-up handshake",
         "init: set-up until exec", "the process ran"]
 
