@@ -64,7 +64,8 @@ global flags:
   --root DIR        state directory (default /run/ociruntime)
   --log FILE        also write errors to FILE
   --log-format F    text or json
-  --debug           log debug messages: the command, the steps of the plan
+  --debug           log debug messages: the command, the steps of the plan,
+                    and the time each phase of the command took
   --systemd-cgroup  cgroups through systemd (where systemd runs; path
                     slice:prefix:name)
   --version         print the version
