@@ -1,10 +1,12 @@
 """Where create's (or run's) time goes: the median of each phase of the
 `--debug` trace (ociruntime/log.py) over N calls.
 
-    python3 -m benchmarks.phases [-n 20] [--command create|run|exec] [--bundle DIR]
+    python3 -m benchmarks.phases [-n 20] [--command create|run|exec] [--workers W] [--bundle DIR]
 
 The bundle defaults to bundles/busybox with /bin/true and no terminal;
-exec runs /bin/true in a container of it running `sleep 1000`.
+exec runs /bin/true in a container of it running `sleep 1000`.  With
+--workers W, W calls run at once (N each): the phases that grow against
+one worker are where parallel calls wait for each other.
 With --debug every phase costs a little more than without (the plan is
 logged, json is imported): compare phases with each other, and the
 total with an untraced run's."""
@@ -59,6 +61,7 @@ def main(argv=None):
     p.add_argument("-n", type=int, default=20)
     p.add_argument("--command", choices=("create", "run", "exec"), default="create")
     p.add_argument("--runtime", default=os.path.join(REPO, ".venv", "bin", "ociruntime"))
+    p.add_argument("--workers", type=int, default=1)
     p.add_argument("--bundle")
     o = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,14 +74,20 @@ def main(argv=None):
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         else:
             bundle = o.bundle or _bundle(tmp)
-        try:
-            runs = [trace_once(o.runtime, root, bundle, o.command, log, target)
+        def worker(w):
+            wlog = f"{log}.{w}"
+            return [trace_once(o.runtime, root, bundle, o.command, wlog, target)
                     for _ in range(o.n + 1)][1:]
+        try:
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(o.workers) as pool:
+                runs = [r for rs in pool.map(worker, range(o.workers)) for r in rs]
         finally:
             if target:
                 subprocess.run([o.runtime, "--root", root, "delete", "--force", target], check=True)
     order = list(dict.fromkeys(name for phases, _ in runs for name in phases))
-    print(f"| phase of `{o.command}` (median of {o.n}, ms) | median | min | max |\n|---|---:|---:|---:|")
+    each = f", {o.workers} workers at once" if o.workers > 1 else ""
+    print(f"| phase of `{o.command}` (median of {len(runs)}{each}, ms) | median | min | max |\n|---|---:|---:|---:|")
     for name in order:
         v = [phases.get(name, 0.0) for phases, _ in runs]
         print(f"| {name} | {statistics.median(v):.2f} | {min(v):.2f} | {max(v):.2f} |")
