@@ -126,10 +126,10 @@ def _phase_totals(text):
 def mark_init(text, end, rest, since=""):
     """The init's own phases up to its message at `end`: its text gives
     when it started and each phase's total so far ("started=ns name=ns
-    ...", plan.c: send_phases), less those of the message `since`; what
-    they leave of the time since the last mark is `rest` (other steps,
-    waiting to be scheduled).  Without `since`: the time to its start is
-    the clone's."""
+    ...", plan.c: send_phases), less those of the message `since`.  They
+    are laid out to end at `end`, after `rest`: what they leave of the
+    time since the last mark (waking up, other steps).  Without `since`:
+    the time to its start is the clone's."""
     if not _debug or not _marks:
         return
     before = _phase_totals(since)
@@ -137,13 +137,19 @@ def mark_init(text, end, rest, since=""):
     started = totals.pop("started", None)
     if not since and started:
         mark("init: clone", started)
+    parts = [(name, ns - before.get(name, 0)) for name, ns in totals.items()
+             if ns > before.get(name, 0)]
+    start = end - sum(ns for _, ns in parts)
+    if len(_marks) > 1 and start < _marks[-1][1]:
+        # Our last mark came late: we were kept off the CPU after our
+        # message, the init was not.  Its own clock is the better one.
+        name, _ = _marks[-1]
+        _marks[-1] = (name, max(start, _marks[-2][1]))
+    mark(rest, start)
     at = _marks[-1][1]
-    for name, ns in totals.items():
-        ns -= before.get(name, 0)
-        if ns > 0:
-            at += ns
-            mark("init: " + name, at)
-    mark(rest, max(end, at))
+    for name, ns in parts:
+        at += ns
+        mark("init: " + name, at)
 
 
 def trace(what):
