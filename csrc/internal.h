@@ -63,6 +63,18 @@ void do_readonly_path(struct init_ctx *c, const char *path);
 void do_mask_path(struct init_ctx *c, const char *path);
 void do_remount_root(struct init_ctx *c, unsigned long flags);
 
+/* mount_fds.c: mounting by fd (see there) */
+void do_open_tree(struct init_ctx *c, const char *src, int recursive, unsigned long prop);
+int bind_tree(struct init_ctx *c, const char *src, int index, int recursive);
+void set_bind_flags(struct init_ctx *c, int fd, unsigned long flags, const char *dest);
+void set_propagation(struct init_ctx *c, int fd, unsigned long prop, const char *dest);
+void attach_tree(struct init_ctx *c, int tree, int target, const char *dest);
+void verify_mounted(struct init_ctx *c, int root, int fd, const char *dest);
+int reopen_new_mount(struct init_ctx *c, int under, const char *dest);
+void remember_mount(struct init_ctx *c, const char *dest, int fd);
+int mount_at(const char *dest);
+void forget_mounts(void);
+
 /* process.c */
 void do_setid_root(struct init_ctx *c);
 void do_setrlimit(struct init_ctx *c, int res, uint64_t soft, uint64_t hard);

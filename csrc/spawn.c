@@ -124,12 +124,20 @@ int main(int argc, char **argv)
     unsigned long flags = CLONE_PARENT;
     int cgroup_fd = -1;
     size_t first = 0;
-    if (n > 0 && steps[0].op == OP_CLONE && !steps[0].args[0].is_str) {
+    /* Bind sources, opened here with our credentials: a container in a
+     * user namespace may not reach them (mount_fds.c). */
+    for (; first < n && steps[first].op == OP_OPEN_TREE; first++) {
+        struct step *s = &steps[first];
+        if (!s->args[0].is_str || s->args[1].is_str || s->args[2].is_str)
+            die_errno(&boot, EINVAL, "plan: malformed source tree step");
+        do_open_tree(&boot, s->args[0].str, (int)s->args[1].num, (unsigned long)s->args[2].num);
+    }
+    if (first < n && steps[first].op == OP_CLONE && !steps[first].args[0].is_str) {
         /* Nothing to join first: the first child is the init. */
-        flags |= (unsigned long)steps[0].args[0].num;
-        if (steps[0].argc > 1)
-            cgroup_fd = (int)steps[0].args[1].num;
-        first = 1;
+        flags |= (unsigned long)steps[first].args[0].num;
+        if (steps[first].argc > 1)
+            cgroup_fd = (int)steps[first].args[1].num;
+        first++;
     }   /* else an intermediate joins namespaces, then OP_CLONE forks the init */
     pid_t pid = clone_fork_into(flags, cgroup_fd);
     if (pid < 0)

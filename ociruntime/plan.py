@@ -17,7 +17,7 @@ OPS = (
     "SECCOMP", "SECCOMP_RULE", "SECCOMP_EXPORT", "SECCOMP_LOAD",
     "SYNC_HOOKS", "HOOK", "REPORT_FD", "MOUNT_SETATTR", "MOVE_MOUNT", "SCHED",
     "IOPRIO", "PERSONALITY", "MEMPOLICY", "AFFINITY", "LO_UP", "JOIN_CGROUP",
-    "SESSION_KEYRING",
+    "SESSION_KEYRING", "OPEN_TREE",
 )
 OP = {name: number for number, name in enumerate(OPS, 1)}
 
