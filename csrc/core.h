@@ -71,7 +71,7 @@ enum oci_op {
     OP_HOOK,               /* kind, index, path, timeout, state head, tail, argc, argv..., envc, env... */
     OP_REPORT_FD,          /* fd: after create, failures are written there (start reads them) */
     OP_MOUNT_SETATTR,      /* dest, attr_set, attr_clr, recursive: mount_setattr */
-    OP_MOVE_MOUNT,         /* fd of a detached (idmapped) mount, dest, kind */
+    OP_MOVE_MOUNT,         /* fd of a detached (idmapped) mount, dest, kind[, propagation] */
     OP_SCHED,              /* policy, flags, nice, priority, runtime, deadline, period */
     OP_IOPRIO,             /* ioprio value (class << 13 | level) */
     OP_PERSONALITY,        /* persona */

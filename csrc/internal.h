@@ -104,7 +104,7 @@ int open_in_root(struct init_ctx *c, const char *dest, int kind);
 
 /* mounts_extra.c */
 void do_mount_setattr(struct init_ctx *c, const char *dest, uint64_t set, uint64_t clr, int recursive);
-void do_move_mount(struct init_ctx *c, int tree, const char *dest, int kind);
+void do_move_mount(struct init_ctx *c, int tree, const char *dest, int kind, unsigned long prop);
 
 /* process_extra.c */
 void do_sched(struct init_ctx *c, struct step *s);

@@ -44,9 +44,13 @@ void do_mount_setattr(struct init_ctx *c, const char *dest, uint64_t set, uint64
     close(fd);
 }
 
-/* args: fd of a detached mount (inherited from the runtime), dest, kind */
-void do_move_mount(struct init_ctx *c, int tree, const char *dest, int kind)
+/* args: fd of a detached mount (inherited from the runtime), dest, kind,
+ * propagation.  The runtime copied it in the host's mount namespace: it
+ * is made slave (or private) like the init's own mounts, before it is
+ * attached, so that nothing mounted in it reaches the host's peers. */
+void do_move_mount(struct init_ctx *c, int tree, const char *dest, int kind, unsigned long prop)
 {
+    set_propagation(c, tree, prop, dest);
     int fd = open_in_root(c, dest, kind);
     if (fd < 0)
         die(c, "mount %s: make the mount point", dest);

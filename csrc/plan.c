@@ -292,7 +292,9 @@ void run_plan(struct init_ctx *c, struct step *steps, size_t n, size_t i)
         case OP_MOUNT_SETATTR:
             do_mount_setattr(c, S(0), (uint64_t)N(1), (uint64_t)N(2), (int)N(3));
             break;
-        case OP_MOVE_MOUNT: do_move_mount(c, (int)N(0), S(1), (int)N(2)); break;
+        case OP_MOVE_MOUNT:
+            do_move_mount(c, (int)N(0), S(1), (int)N(2), s->argc > 3 ? (unsigned long)N(3) : 0);
+            break;
         case OP_SCHED: do_sched(c, s); break;
         case OP_IOPRIO: do_ioprio(c, N(0)); break;
         case OP_PERSONALITY: do_personality(c, N(0)); break;

@@ -71,6 +71,7 @@ def build(cfg, ns, ctx):
     """The whole plan of `create`: ctx has rootfs, bundle, source, fifo_fd,
     first_closed_fd, no_pivot, cgroup_mounts."""
     plan = Plan()
+    mounts.plan_sources(plan, cfg, ctx, ns)   # first: ociruntime-init opens them before any clone
     if ns.joined:   # the intermediate enters the container's namespaces:
         plan.add("SET_DUMPABLE", 0)   # not dumpable first (CVE-2019-5736); the init inherits it
     ns.add_joins(plan)

@@ -98,13 +98,13 @@ def plan_mounts(plan, cfg, ctx):
     ctx: .rootfs, .bundle, .userns (mknod is not possible), .cgroupns,
     .cgroup_mounts (see cgroups.Manager.mount_plan), .source (file name)."""
     linux = cfg.get("linux") or {}
-    prop = PROPAGATION.get(linux.get("rootfsPropagation") or "rslave")
+    prop = _setup_propagation(linux)
     if prop is None:
         raise ConfigError(f"{ctx.source}: $.linux.rootfsPropagation: unknown propagation "
                           f"{linux['rootfsPropagation']!r}")
-    # Shared propagation of / would leak our mounts to the host and break
-    # pivot_root: the root becomes shared only after pivot (REMOUNT_ROOT).
-    plan.add("ROOTFS", ctx.rootfs, prop if not prop & MS_SHARED else MS_SLAVE | MS_REC)
+    plan.add("ROOTFS", ctx.rootfs, prop)
+    ctx.setup_prop = prop   # for the trees the runtime copies (mounts_extra)
+    trees = getattr(ctx, "source_trees", {})
     dev_bound = False
     for i, m in enumerate(cfg.get("mounts") or ()):
         where = f"{ctx.source}: $.mounts[{i}]"
@@ -130,7 +130,7 @@ def plan_mounts(plan, cfg, ctx):
             if mounts_extra.wants_idmap(m):
                 mounts_extra.plan_idmapped(plan, m, source, dest, flags, kind, cfg, ctx, where)
             else:
-                plan.add("MOUNT", source, dest, "", flags, "", mprop, kind)
+                plan.add("MOUNT", source, dest, "", flags, "", mprop, kind, trees.get(i, -1))
         elif mtype in ("cgroup", "cgroup2"):
             _plan_cgroup_mount(plan, dest, flags, ctx)
         else:
@@ -146,6 +146,36 @@ def plan_mounts(plan, cfg, ctx):
     cwd = (cfg.get("process") or {}).get("cwd") or "/"
     if cwd.startswith("/") and _clean(cwd) != "/":
         plan.add("MKDIR", _clean(cwd), -1)   # like runc: make a missing cwd (mode -1: keep modes)
+
+
+def _setup_propagation(linux):
+    """The propagation of / while the mounts are made, or None.  Shared
+    would leak our mounts to the host and break pivot_root: the root
+    becomes shared only after pivot (REMOUNT_ROOT)."""
+    prop = PROPAGATION.get(linux.get("rootfsPropagation") or "rslave")
+    return prop if prop is None or not prop & MS_SHARED else MS_SLAVE | MS_REC
+
+
+def plan_sources(plan, cfg, ctx, ns):
+    """Before the clone: with a user namespace, the sources of bind mounts
+    are opened by ociruntime-init with the runtime's credentials (the
+    container's root may not reach them: a 0700 host directory), as
+    runc does, and the init mounts those copies (ctx.source_trees)."""
+    ctx.source_trees = trees = {}
+    prop = _setup_propagation(cfg.get("linux") or {})
+    if not ns.has("user") or "mount" not in ns.new or prop is None:
+        return
+    for i, m in enumerate(cfg.get("mounts") or ()):
+        flags = parse_options(m.get("options"), "")[0]
+        if m.get("type") == "bind":
+            flags |= MS_BIND
+        if not flags & MS_BIND or mounts_extra.wants_idmap(m):
+            continue
+        source = m.get("source") or ""
+        if not os.path.isabs(source):
+            source = os.path.join(ctx.bundle, source)
+        trees[i] = len(trees)
+        plan.add("OPEN_TREE", source, 1 if flags & MS_REC else 0, prop)
 
 
 def _plan_cgroup_mount(plan, dest, flags, ctx):
