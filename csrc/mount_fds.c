@@ -158,8 +158,8 @@ void verify_mounted(struct init_ctx *c, int root, int fd, const char *dest)
     int same = mount_id(c, now, dest) == mount_id(c, fd, dest);
     close(now);
     if (!same)
-        die_errno(c, EXDEV, "mount %s: the path changed while it was mounted "
-                            "(possibly malicious path; refused)", dest);
+        die_errno(c, 0, "mount %s: the path changed while it was mounted "
+                        "(possibly malicious path; refused)", dest);
 }
 
 /* Attaches the detached tree onto the destination open at target. */
@@ -230,7 +230,7 @@ int reopen_new_mount(struct init_ctx *c, int under, const char *dest)
         top.stx_mnt_id == below.stx_mnt_id || top_up.stx_mnt_id != below_up.stx_mnt_id ||
         top_up.stx_ino != below_up.stx_ino || top_up.stx_dev_major != below_up.stx_dev_major ||
         top_up.stx_dev_minor != below_up.stx_dev_minor)
-        die_errno(c, EXDEV, "mount %s: the path changed while it was mounted "
-                            "(possibly malicious path; refused)", dest);
+        die_errno(c, 0, "mount %s: the path changed while it was mounted "
+                        "(possibly malicious path; refused)", dest);
     return fd;
 }
