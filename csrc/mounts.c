@@ -309,7 +309,10 @@ static int mount_onto(struct init_ctx *c, struct step *s, int fd, int copyup)
     unsigned long first = copyup >= 0 ? flags & ~MS_RDONLY : flags;
     if (mount(src, target, *fstype ? fstype : NULL, first, *data ? data : NULL) < 0)
         die(c, "mount %s (type %s) to %s", src, fstype, dest);
-    int top = reopen_new_mount(c, fd, dest);
+    /* A remount changed the mount open at fd itself: nothing new there. */
+    int top = flags & MS_REMOUNT ? dup(fd) : reopen_new_mount(c, fd, dest);
+    if (top < 0)
+        die(c, "mount %s: keep an fd of it", dest);
     if (copyup >= 0) {
         int to = openat(top, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (to < 0)
