@@ -35,7 +35,7 @@ enum oci_op {
     OP_SETHOSTNAME,        /* name */
     OP_SETDOMAINNAME,      /* name */
     OP_ROOTFS,             /* rootfs, propagation flags: prepare the root */
-    OP_MOUNT,              /* src, dest, fstype, flags, data, propagation, kind[, tree index] */
+    OP_MOUNT,              /* src, dest, fstype, flags, data, propagation, kind[, source index] */
     OP_MKNOD,              /* dest, mode, major, minor, uid, gid */
     OP_BIND_DEVICE,        /* host path, dest, uid, gid (user ns: no mknod) */
     OP_SYMLINK,            /* target, dest */
@@ -80,8 +80,8 @@ enum oci_op {
     OP_LO_UP,              /* bring lo up in a new network namespace */
     OP_JOIN_CGROUP,        /* (fd, path)...: write "0" to v1 `tasks` files: join them */
     OP_SESSION_KEYRING,    /* name: join (or make) a session keyring of that name */
-    OP_OPEN_TREE,          /* source, recursive, propagation: before the clone, a detached
-                              copy of a bind's source (OP_MOUNT's tree index: the nth) */
+    OP_OPEN_SOURCE,        /* source: leading the plan, a bind's source that ociruntime-init
+                              opens for the init (OP_MOUNT's source index: the nth) */
     OP__COUNT
 };
 

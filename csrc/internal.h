@@ -64,7 +64,10 @@ void do_mask_path(struct init_ctx *c, const char *path);
 void do_remount_root(struct init_ctx *c, unsigned long flags);
 
 /* mount_fds.c: mounting by fd (see there) */
-void do_open_tree(struct init_ctx *c, const char *src, int recursive, unsigned long prop);
+void add_source(struct init_ctx *c, const char *src);
+void sources_socket(struct init_ctx *c);
+void sources_child(void);
+void send_sources(pid_t pid);
 int bind_tree(struct init_ctx *c, const char *src, int index, int recursive);
 void set_bind_flags(struct init_ctx *c, int fd, unsigned long flags, const char *dest);
 void set_propagation(struct init_ctx *c, int fd, unsigned long prop, const char *dest);

@@ -11,15 +11,24 @@
  * again and must lead to the same mount: otherwise it changed while we
  * mounted, and create is refused (runc: "possibly malicious path").
  *
- * Also here: the sources of bind mounts opened before the clone, with the
- * runtime's credentials (OP_OPEN_TREE): a container in a user namespace
- * may not be able to reach them (a 0700 host directory). */
+ * Also here: the sources of bind mounts for a container in a user
+ * namespace, which its root may not reach (a 0700 host directory).  As
+ * runc does, they are opened with the runtime's credentials inside the
+ * container's new mount namespace: ociruntime-init, once it has cloned the
+ * init, joins that namespace, opens each source O_PATH and sends the fds
+ * over a socket; the init copies them with open_tree.  Being mounts of
+ * the container's namespace (a copy of the host's), they keep the locks
+ * the kernel put on them: a read-only host mount stays read-only, and a
+ * submount cannot be removed to show what the host covered. */
 #include "internal.h"
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -28,9 +37,14 @@
 #define BIND_ATTRS (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | \
                     MOUNT_ATTR_NODIRATIME | MOUNT_ATTR_NOSYMFOLLOW)
 
-/* Source trees opened before the clone, by plan index; inherited. */
-static int *trees;
-static size_t n_trees;
+/* The sources to open (OP_OPEN_SOURCE, by plan index), the socket they
+ * travel on ([0] ociruntime-init's end, [1] the init's), and the fds the
+ * init has received so far. */
+static const char **sources;
+static size_t n_sources;
+static int source_sock[2] = {-1, -1};
+static int *received;
+static size_t n_received;
 
 /* (dest, fd) of every mount made before pivot_root, newest last. */
 struct handle {
@@ -46,39 +60,124 @@ static int setattr_fd(int fd, unsigned flags, uint64_t set, uint64_t clr, uint64
     return (int)syscall(SYS_mount_setattr, fd, "", flags | AT_EMPTY_PATH, &a, sizeof a);
 }
 
-/* args: source, recursive, propagation (the rootfs's, MS_REC for all of
- * it).  Runs in ociruntime-init before the clone: the host's mount
- * namespace (the container's starts as its copy) and credentials.  The
- * copy is made like the init's own mounts (slave or private), so that
- * nothing mounted in it reaches the host's peer group. */
-void do_open_tree(struct init_ctx *c, const char *src, int recursive, unsigned long prop)
+/* ociruntime-init, before the clone: one more source to send. */
+void add_source(struct init_ctx *c, const char *src)
 {
-    unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0);
-    int fd = (int)syscall(SYS_open_tree, AT_FDCWD, src, flags);
-    if (fd < 0)
-        die(c, "bind mount source %s: open it before entering the user namespace", src);
-    uint64_t p = prop & (MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE);
-    if (p && setattr_fd(fd, prop & MS_REC ? AT_RECURSIVE : 0, 0, 0, p) < 0)
-        die(c, "bind mount source %s: set its propagation", src);
-    int *more = realloc(trees, (n_trees + 1) * sizeof *trees);
+    const char **more = realloc(sources, (n_sources + 1) * sizeof *sources);
     if (!more)
         die(c, "bind mount source %s: remember it", src);
-    trees = more;
-    trees[n_trees++] = fd;
+    sources = more;
+    sources[n_sources++] = src;
 }
 
-/* A detached copy of src to bind: opened before the clone (index >= 0),
- * or here, in the init's mount namespace. */
+/* Before the clone: the socket, if there is anything to send. */
+void sources_socket(struct init_ctx *c)
+{
+    if (n_sources && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, source_sock) < 0)
+        die(c, "make the socket for the bind mount sources");
+}
+
+/* In the child: only the receiving end. */
+void sources_child(void)
+{
+    if (source_sock[0] >= 0)
+        close(source_sock[0]);
+    source_sock[0] = -1;
+}
+
+/* One message: the errno of the open (0: the fd comes with it). */
+static void send_source(int sock, int err, int fd)
+{
+    char cbuf[CMSG_SPACE(sizeof(int))] = {0};
+    struct iovec iov = {.iov_base = &err, .iov_len = sizeof err};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (fd >= 0) {
+        m.msg_control = cbuf;
+        m.msg_controllen = sizeof cbuf;
+        struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+        h->cmsg_level = SOL_SOCKET;
+        h->cmsg_type = SCM_RIGHTS;
+        h->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(h), &fd, sizeof fd);
+    }
+    /* A failure here is the init's to report: it finds the socket closed. */
+    while (sendmsg(sock, &m, MSG_NOSIGNAL) < 0 && errno == EINTR)
+        ;
+}
+
+/* ociruntime-init, after cloning the init (pid): join its mount namespace
+ * and send it each source, opened there with our credentials.  A source
+ * that cannot be opened is sent as its errno: the init reports it. */
+void send_sources(pid_t pid)
+{
+    if (source_sock[0] < 0)
+        return;
+    close(source_sock[1]);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int)pid);
+    int ns = open(path, O_RDONLY | O_CLOEXEC), err = 0;
+    if (ns < 0 || setns(ns, CLONE_NEWNS) < 0)
+        err = errno;
+    for (size_t i = 0; i < n_sources; i++) {
+        int fd = err ? -1 : open(sources[i], O_PATH | O_CLOEXEC);
+        send_source(source_sock[0], fd < 0 ? (err ? err : errno) : 0, fd);
+        if (fd >= 0)
+            close(fd);
+    }
+    close(source_sock[0]);
+}
+
+/* The init: the source of plan index `index`, as ociruntime-init sent it. */
+static int receive_source(struct init_ctx *c, const char *src, int index)
+{
+    while (n_received <= (size_t)index) {
+        int err = 0, fd = -1;
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = {.iov_base = &err, .iov_len = sizeof err};
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                           .msg_controllen = sizeof cbuf};
+        ssize_t r;
+        do {
+            r = recvmsg(source_sock[1], &m, MSG_CMSG_CLOEXEC);
+        } while (r < 0 && errno == EINTR);
+        if (r < 0)
+            die(c, "bind mount source %s: receive it from the runtime", src);
+        if (r != sizeof err)
+            die_errno(c, EIO, "bind mount source %s: the runtime did not send it", src);
+        struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+        if (h && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS)
+            memcpy(&fd, CMSG_DATA(h), sizeof fd);
+        if (err || fd < 0)
+            die_errno(c, err ? err : EIO, "bind mount source %s: open it (with the runtime's credentials)",
+                      n_received == (size_t)index ? src : sources[n_received]);
+        int *more = realloc(received, (n_received + 1) * sizeof *received);
+        if (!more)
+            die(c, "bind mount source %s: remember it", src);
+        received = more;
+        received[n_received++] = fd;
+    }
+    int fd = received[index];
+    received[index] = -1;
+    if (fd < 0)
+        die_errno(c, EINVAL, "plan: bind mount source %s: index %d used twice", src, index);
+    return fd;
+}
+
+/* A detached copy of src to bind, made in the init's mount namespace: of
+ * the source ociruntime-init sent (index >= 0), or looked up here. */
 int bind_tree(struct init_ctx *c, const char *src, int index, int recursive)
 {
-    if (index >= 0) {
-        if ((size_t)index >= n_trees || trees[index] < 0)
-            die_errno(c, EINVAL, "plan: bind mount source %s: no opened tree %d", src, index);
-        int fd = trees[index];
-        trees[index] = -1;
-        return fd;
-    }
     unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0);
+    if (index >= 0) {
+        if ((size_t)index >= n_sources)
+            die_errno(c, EINVAL, "plan: bind mount source %s: no source %d", src, index);
+        int fd = receive_source(c, src, index);
+        int tree = (int)syscall(SYS_open_tree, fd, "", flags | AT_EMPTY_PATH);
+        if (tree < 0)
+            die(c, "bind mount %s: copy the source", src);
+        close(fd);
+        return tree;
+    }
     int fd = (int)syscall(SYS_open_tree, AT_FDCWD, src, flags);
     if (fd < 0)
         die(c, "bind mount %s: open the source", src);
@@ -199,10 +298,13 @@ void forget_mounts(void)
     for (size_t i = 0; i < n_handles; i++)
         close(handles[i].fd);
     n_handles = 0;
-    for (size_t i = 0; i < n_trees; i++)
-        if (trees[i] >= 0)
-            close(trees[i]);
-    n_trees = 0;
+    for (size_t i = 0; i < n_received; i++)
+        if (received[i] >= 0)
+            close(received[i]);
+    n_received = 0;
+    if (source_sock[1] >= 0)
+        close(source_sock[1]);
+    source_sock[1] = -1;
 }
 
 static void id_of(struct init_ctx *c, int fd, const char *name, const char *dest, struct statx *st)

@@ -3,9 +3,11 @@
  * Before pivot_root every destination is resolved inside the rootfs with
  * openat2(RESOLVE_IN_ROOT), so a symlink in the image (or one swapped in
  * during set-up) cannot take a mount outside it (CVE-2021-30465); the
- * mount then targets the resolved object through /proc/self/fd/N.
- * After pivot_root the root is the container's, so plain paths are
- * confined by construction. */
+ * mount then targets the resolved object (move_mount onto the fd, or
+ * mount(2) through /proc/self/fd/N), and every later change goes to the
+ * mount made, by fd, never by the path again (mount_fds.c).  After
+ * pivot_root, read-only and masked paths are resolved the same way in the
+ * container's root. */
 #include "internal.h"
 #include <dirent.h>
 #include <fcntl.h>

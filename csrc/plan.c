@@ -28,7 +28,7 @@ static const uint32_t min_args[OP__COUNT] = {
     [OP_SECCOMP_LOAD] = 1,
     [OP_HOOK] = 8, [OP_REPORT_FD] = 1, [OP_MOUNT_SETATTR] = 4, [OP_MOVE_MOUNT] = 3,
     [OP_SCHED] = 7, [OP_IOPRIO] = 1, [OP_PERSONALITY] = 1, [OP_MEMPOLICY] = 2,
-    [OP_AFFINITY] = 1, [OP_SESSION_KEYRING] = 1, [OP_OPEN_TREE] = 3,
+    [OP_AFFINITY] = 1, [OP_SESSION_KEYRING] = 1, [OP_OPEN_SOURCE] = 1,
 };
 
 static int read_u32(const uint8_t **p, const uint8_t *end, uint32_t *v)
@@ -303,7 +303,6 @@ void run_plan(struct init_ctx *c, struct step *steps, size_t n, size_t i)
         case OP_JOIN_CGROUP: join_cgroups(c, s); break;
         case OP_LO_UP: do_lo_up(c); break;
         case OP_SESSION_KEYRING: do_session_keyring(c, S(0)); break;
-        case OP_OPEN_TREE: do_open_tree(c, S(0), (int)N(1), (unsigned long)N(2)); break;
         default:
             die_errno(c, EINVAL, "plan: unknown step %u", s->op);
         }

@@ -124,21 +124,23 @@ int main(int argc, char **argv)
     unsigned long flags = CLONE_PARENT;
     int cgroup_fd = -1;
     size_t first = 0;
-    /* Bind sources, opened here with our credentials: a container in a
-     * user namespace may not reach them (mount_fds.c). */
-    for (; first < n && steps[first].op == OP_OPEN_TREE; first++) {
-        struct step *s = &steps[first];
-        if (!s->args[0].is_str || s->args[1].is_str || s->args[2].is_str)
-            die_errno(&boot, EINVAL, "plan: malformed source tree step");
-        do_open_tree(&boot, s->args[0].str, (int)s->args[1].num, (unsigned long)s->args[2].num);
+    /* Bind sources we open for the init, with our credentials: its root
+     * in a user namespace may not reach them (mount_fds.c). */
+    for (; first < n && steps[first].op == OP_OPEN_SOURCE; first++) {
+        if (!steps[first].args[0].is_str)
+            die_errno(&boot, EINVAL, "plan: malformed bind source step");
+        add_source(&boot, steps[first].args[0].str);
     }
+    sources_socket(&boot);
     if (first < n && steps[first].op == OP_CLONE && !steps[first].args[0].is_str) {
         /* Nothing to join first: the first child is the init. */
         flags |= (unsigned long)steps[first].args[0].num;
         if (steps[first].argc > 1)
             cgroup_fd = (int)steps[first].args[1].num;
         first++;
-    }   /* else an intermediate joins namespaces, then OP_CLONE forks the init */
+    } else if (first > 0) {   /* else an intermediate joins namespaces, then OP_CLONE forks the init */
+        die_errno(&boot, EINVAL, "plan: bind mount sources are sent to an init cloned first");
+    }
     pid_t pid = clone_fork_into(flags, cgroup_fd);
     if (pid < 0)
         die(&boot, "clone the container init");
@@ -147,9 +149,11 @@ int main(int argc, char **argv)
         /* Ours alone: the report ends (EOF) when we exit, whatever the init does. */
         if (close(report_fd) < 0)
             die(&c, "close the report pipe");
+        sources_child();
         reset_signals(&c);
         run_plan(&c, steps, n, first);
     }
+    send_sources(pid);
     sync_send(&boot, MSG_PID, pid);
     return 0;
 }

@@ -157,14 +157,14 @@ def _setup_propagation(linux):
 
 
 def plan_sources(plan, cfg, ctx, ns):
-    """Before the clone: with a user namespace, the sources of bind mounts
-    are opened by ociruntime-init with the runtime's credentials (the
-    container's root may not reach them: a 0700 host directory), as
-    runc does, and the init mounts those copies (ctx.source_trees)."""
+    """First in the plan: with a new user and mount namespace, the sources
+    of bind mounts are opened by ociruntime-init with the runtime's
+    credentials, in the container's mount namespace, and sent to the init
+    (the container's root may not reach them: a 0700 host directory), as
+    runc does.  ctx.source_trees: mount index -> source index."""
     ctx.source_trees = trees = {}
-    prop = _setup_propagation(cfg.get("linux") or {})
-    if not ns.has("user") or "mount" not in ns.new or prop is None:
-        return
+    if "user" not in ns.new or "mount" not in ns.new or ns.joined:
+        return   # joined namespaces: the intermediate would have to send them
     for i, m in enumerate(cfg.get("mounts") or ()):
         flags = parse_options(m.get("options"), "")[0]
         if m.get("type") == "bind":
@@ -175,7 +175,7 @@ def plan_sources(plan, cfg, ctx, ns):
         if not os.path.isabs(source):
             source = os.path.join(ctx.bundle, source)
         trees[i] = len(trees)
-        plan.add("OPEN_TREE", source, 1 if flags & MS_REC else 0, prop)
+        plan.add("OPEN_SOURCE", source)
 
 
 def _plan_cgroup_mount(plan, dest, flags, ctx):

@@ -109,3 +109,33 @@ def test_mounts_inside_a_user_namespaced_bind_stay_in_the_container(oci, options
 def oci_runtime():
     from conftest import RUNTIME
     return RUNTIME
+
+
+def test_host_mount_flags_stay_locked_in_a_user_namespaced_bind(oci):
+    """Under the source, the host has a read-only bind.  In the container
+    (root with CAP_SYS_ADMIN in its user namespace) that submount keeps the
+    kernel's locks, as in a copy of the host's mount namespace: it can be
+    neither remounted writable nor unmounted (which would show what the
+    host covered)."""
+    top = _private_source(oci)
+    data = top / "data"
+    (data / "sub").mkdir()
+    cover = top / "cover"
+    cover.mkdir()
+    (data / "sub" / "hidden").write_text("under the host's mount\n")
+    subprocess.run(["mount", "--bind", str(cover), str(data / "sub")], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(data / "sub")], check=True)
+        script = ("mount -o remount,bind,rw /data/sub 2>/dev/null && echo REMOUNTED; "
+                  "umount /data/sub 2>/dev/null && echo UNMOUNTED; "
+                  "grep ' /data/sub ' /proc/self/mountinfo | cut -d' ' -f6; cat /data/sub/hidden 2>/dev/null; true")
+        cfg = add_userns(busybox_config(sh(script)), oci=oci)
+        for caps in cfg["process"]["capabilities"].values():
+            caps.append("CAP_SYS_ADMIN")
+        cfg["mounts"].append({"destination": "/data", "type": "bind", "source": str(data),
+                              "options": ["rbind"]})
+        code, out, err = _run(oci, cfg, dirs=("data",))
+        assert code == 0, err
+        assert out.splitlines() == ["ro,relatime"], out
+    finally:
+        subprocess.run(["umount", "-l", str(data / "sub")])
