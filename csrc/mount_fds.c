@@ -217,8 +217,7 @@ void set_bind_flags(struct init_ctx *c, int fd, unsigned long flags, const char 
                    (sv.f_flag & ST_NODEV ? MOUNT_ATTR_NODEV : 0) |
                    (sv.f_flag & ST_NOEXEC ? MOUNT_ATTR_NOEXEC : 0) |
                    (sv.f_flag & ST_NODIRATIME ? MOUNT_ATTR_NODIRATIME : 0);
-    clr &= ~(now | MOUNT_ATTR__ATIME);
-    set &= ~MOUNT_ATTR__ATIME;
+    clr &= ~now;   /* an atime asked for stays asked for: locked, it fails */
     if (setattr_fd(fd, 0, set, clr, 0) < 0)
         die(c, "mount %s: set its options", dest);
 }

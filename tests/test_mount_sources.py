@@ -139,3 +139,23 @@ def test_host_mount_flags_stay_locked_in_a_user_namespaced_bind(oci):
         assert out.splitlines() == ["ro,relatime"], out
     finally:
         subprocess.run(["umount", "-l", str(data / "sub")])
+
+
+def test_bind_ro_keeps_the_locked_host_flags_in_a_user_namespace(oci):
+    """`bind,ro` asks for ro and, as mount(2) reads it, no nosuid/nodev;
+    the source's nosuid and nodev are locked in the container's namespace,
+    so they stay (as the remount did with the locked flags added)."""
+    src = open_tmp(oci) / "nosuid-src"
+    src.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "nosuid,nodev,mode=755", "ociruntime-test-ns", str(src)],
+                   check=True)
+    try:
+        script = "grep ' /data ' /proc/self/mountinfo | cut -d' ' -f6; touch /data/x 2>/dev/null || echo refused"
+        cfg = add_userns(busybox_config(sh(script)), oci=oci)
+        cfg["mounts"].append({"destination": "/data", "type": "bind", "source": str(src),
+                              "options": ["bind", "ro"]})
+        code, out, err = _run(oci, cfg, dirs=("data",))
+        assert code == 0, err
+        assert out.splitlines() == ["ro,nosuid,nodev,relatime", "refused"], out
+    finally:
+        subprocess.run(["umount", "-l", str(src)])
