@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,20 +86,30 @@ void sources_child(void)
     source_sock[0] = -1;
 }
 
-/* One message: the errno of the open (0: the fd comes with it). */
-static void send_source(int sock, int err, int fd)
+/* Sources go in messages of up to CHUNK: their errnos (0: opened), and
+ * the fds of those opened.  Few messages, so that ociruntime-init never
+ * waits for room in the socket (the init reads only after the runtime's
+ * go, which waits for ociruntime-init to finish). */
+#define CHUNK 64
+#define TAKEN INT32_MIN   /* in received[]: handed out already */
+
+static void send_chunk(int sock, int *errs, size_t n, int *fds, size_t nfds)
 {
-    char cbuf[CMSG_SPACE(sizeof(int))] = {0};
-    struct iovec iov = {.iov_base = &err, .iov_len = sizeof err};
+    union {
+        char buf[CMSG_SPACE(CHUNK * sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof u);
+    struct iovec iov = {.iov_base = errs, .iov_len = n * sizeof *errs};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (fd >= 0) {
-        m.msg_control = cbuf;
-        m.msg_controllen = sizeof cbuf;
+    if (nfds) {
+        m.msg_control = u.buf;
+        m.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
         struct cmsghdr *h = CMSG_FIRSTHDR(&m);
         h->cmsg_level = SOL_SOCKET;
         h->cmsg_type = SCM_RIGHTS;
-        h->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(h), &fd, sizeof fd);
+        h->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+        memcpy(CMSG_DATA(h), fds, nfds * sizeof(int));
     }
     /* A failure here is the init's to report: it finds the socket closed. */
     while (sendmsg(sock, &m, MSG_NOSIGNAL) < 0 && errno == EINTR)
@@ -118,48 +129,70 @@ void send_sources(pid_t pid)
     int ns = open(path, O_RDONLY | O_CLOEXEC), err = 0;
     if (ns < 0 || setns(ns, CLONE_NEWNS) < 0)
         err = errno;
-    for (size_t i = 0; i < n_sources; i++) {
-        int fd = err ? -1 : open(sources[i], O_PATH | O_CLOEXEC);
-        send_source(source_sock[0], fd < 0 ? (err ? err : errno) : 0, fd);
-        if (fd >= 0)
-            close(fd);
+    for (size_t i = 0; i < n_sources; i += CHUNK) {
+        int errs[CHUNK], fds[CHUNK];
+        size_t n = n_sources - i < CHUNK ? n_sources - i : CHUNK, nfds = 0;
+        for (size_t j = 0; j < n; j++) {
+            int fd = err ? -1 : open(sources[i + j], O_PATH | O_CLOEXEC);
+            errs[j] = fd < 0 ? (err ? err : errno) : 0;
+            if (fd >= 0)
+                fds[nfds++] = fd;
+        }
+        send_chunk(source_sock[0], errs, n, fds, nfds);
+        for (size_t j = 0; j < nfds; j++)
+            close(fds[j]);
     }
     close(source_sock[0]);
+}
+
+/* The init: the next message, into received[] (an fd, or -errno). */
+static void receive_chunk(struct init_ctx *c, const char *src)
+{
+    int errs[CHUNK];
+    union {
+        char buf[CMSG_SPACE(CHUNK * sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct iovec iov = {.iov_base = errs, .iov_len = sizeof errs};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                       .msg_controllen = sizeof u.buf};
+    ssize_t r;
+    do {
+        r = recvmsg(source_sock[1], &m, MSG_CMSG_CLOEXEC);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0)
+        die(c, "bind mount source %s: receive it from the runtime", src);
+    if (r == 0 || r % sizeof(int) || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+        die_errno(c, EIO, "bind mount source %s: the runtime did not send it whole", src);
+    size_t n = (size_t)r / sizeof(int), nfds = 0, next = 0;
+    int fds[CHUNK];
+    struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+    if (h && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS) {
+        nfds = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        memcpy(fds, CMSG_DATA(h), nfds * sizeof(int));
+    }
+    int *more = realloc(received, (n_received + n) * sizeof *received);
+    if (!more)
+        die(c, "bind mount source %s: remember it", src);
+    received = more;
+    for (size_t j = 0; j < n; j++) {
+        if (!errs[j] && next == nfds)
+            die_errno(c, EIO, "bind mount source %s: the runtime sent too few fds", src);
+        received[n_received++] = errs[j] ? -errs[j] : fds[next++];
+    }
 }
 
 /* The init: the source of plan index `index`, as ociruntime-init sent it. */
 static int receive_source(struct init_ctx *c, const char *src, int index)
 {
-    while (n_received <= (size_t)index) {
-        int err = 0, fd = -1;
-        char cbuf[CMSG_SPACE(sizeof(int))];
-        struct iovec iov = {.iov_base = &err, .iov_len = sizeof err};
-        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                           .msg_controllen = sizeof cbuf};
-        ssize_t r;
-        do {
-            r = recvmsg(source_sock[1], &m, MSG_CMSG_CLOEXEC);
-        } while (r < 0 && errno == EINTR);
-        if (r < 0)
-            die(c, "bind mount source %s: receive it from the runtime", src);
-        if (r != sizeof err)
-            die_errno(c, EIO, "bind mount source %s: the runtime did not send it", src);
-        struct cmsghdr *h = CMSG_FIRSTHDR(&m);
-        if (h && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS)
-            memcpy(&fd, CMSG_DATA(h), sizeof fd);
-        if (err || fd < 0)
-            die_errno(c, err ? err : EIO, "bind mount source %s: open it (with the runtime's credentials)",
-                      n_received == (size_t)index ? src : sources[n_received]);
-        int *more = realloc(received, (n_received + 1) * sizeof *received);
-        if (!more)
-            die(c, "bind mount source %s: remember it", src);
-        received = more;
-        received[n_received++] = fd;
-    }
+    while (n_received <= (size_t)index)
+        receive_chunk(c, src);
     int fd = received[index];
-    received[index] = -1;
-    if (fd < 0)
+    received[index] = TAKEN;
+    if (fd == TAKEN)
         die_errno(c, EINVAL, "plan: bind mount source %s: index %d used twice", src, index);
+    if (fd < 0)
+        die_errno(c, -fd, "bind mount source %s: open it (with the runtime's credentials)", src);
     return fd;
 }
 
@@ -299,7 +332,7 @@ void forget_mounts(void)
     n_handles = 0;
     for (size_t i = 0; i < n_received; i++)
         if (received[i] >= 0)
-            close(received[i]);
+            close(received[i]);   /* sent, never used */
     n_received = 0;
     if (source_sock[1] >= 0)
         close(source_sock[1]);

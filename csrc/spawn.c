@@ -138,9 +138,9 @@ int main(int argc, char **argv)
         if (steps[first].argc > 1)
             cgroup_fd = (int)steps[first].args[1].num;
         first++;
-    } else if (first > 0) {   /* else an intermediate joins namespaces, then OP_CLONE forks the init */
+    } else if (first > 0) {   /* the sources go to the init, not to an intermediate */
         die_errno(&boot, EINVAL, "plan: bind mount sources are sent to an init cloned first");
-    }
+    }   /* else an intermediate joins namespaces, then OP_CLONE forks the init */
     pid_t pid = clone_fork_into(flags, cgroup_fd);
     if (pid < 0)
         die(&boot, "clone the container init");

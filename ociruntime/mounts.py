@@ -104,7 +104,7 @@ def plan_mounts(plan, cfg, ctx):
                           f"{linux['rootfsPropagation']!r}")
     plan.add("ROOTFS", ctx.rootfs, prop)
     ctx.setup_prop = prop   # for the trees the runtime copies (mounts_extra)
-    trees = getattr(ctx, "source_trees", {})
+    sources = getattr(ctx, "source_index", {})
     dev_bound = False
     for i, m in enumerate(cfg.get("mounts") or ()):
         where = f"{ctx.source}: $.mounts[{i}]"
@@ -130,7 +130,7 @@ def plan_mounts(plan, cfg, ctx):
             if mounts_extra.wants_idmap(m):
                 mounts_extra.plan_idmapped(plan, m, source, dest, flags, kind, cfg, ctx, where)
             else:
-                plan.add("MOUNT", source, dest, "", flags, "", mprop, kind, trees.get(i, -1))
+                plan.add("MOUNT", source, dest, "", flags, "", mprop, kind, sources.get(i, -1))
         elif mtype in ("cgroup", "cgroup2"):
             _plan_cgroup_mount(plan, dest, flags, ctx)
         else:
@@ -161,8 +161,8 @@ def plan_sources(plan, cfg, ctx, ns):
     of bind mounts are opened by ociruntime-init with the runtime's
     credentials, in the container's mount namespace, and sent to the init
     (the container's root may not reach them: a 0700 host directory), as
-    runc does.  ctx.source_trees: mount index -> source index."""
-    ctx.source_trees = trees = {}
+    runc does.  ctx.source_index: mount index -> source index."""
+    ctx.source_index = sources = {}
     if "user" not in ns.new or "mount" not in ns.new or ns.joined:
         return   # joined namespaces: the intermediate would have to send them
     for i, m in enumerate(cfg.get("mounts") or ()):
@@ -174,7 +174,7 @@ def plan_sources(plan, cfg, ctx, ns):
         source = m.get("source") or ""
         if not os.path.isabs(source):
             source = os.path.join(ctx.bundle, source)
-        trees[i] = len(trees)
+        sources[i] = len(sources)
         plan.add("OPEN_SOURCE", source)
 
 

@@ -159,3 +159,18 @@ def test_bind_ro_keeps_the_locked_host_flags_in_a_user_namespace(oci):
         assert out.splitlines() == ["ro,nosuid,nodev,relatime", "refused"], out
     finally:
         subprocess.run(["umount", "-l", str(src)])
+
+
+def test_many_binds_into_a_user_namespace(oci):
+    """Sources travel to the init in messages of 64: 150 binds take three,
+    and every one arrives where its mount asks for it."""
+    top = _private_source(oci)
+    for k in range(150):
+        (top / f"s{k}").mkdir()
+        (top / f"s{k}" / "n").write_text(f"{k}\n")
+    cfg = add_userns(busybox_config(sh("cat /m/0/n /m/64/n /m/149/n; cat /m/*/n | wc -l")), oci=oci)
+    cfg["mounts"] += [{"destination": f"/m/{k}", "type": "bind", "source": str(top / f"s{k}"),
+                       "options": ["bind", "ro"]} for k in range(150)]
+    code, out, err = _run(oci, cfg, dirs=["m"] + [f"m/{k}" for k in range(150)])
+    assert code == 0, err
+    assert out.split() == ["0", "64", "149", "150"], out
