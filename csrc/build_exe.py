@@ -21,7 +21,7 @@ PACKAGE_EXES = {
     # plan; it clones the init, which runs the plan (plan.c and the steps).
     "ociruntime-init": (["spawn.c", "plan.c", "sync.c", "mounts.c", "mounts_extra.c", "mount_fds.c", "process.c",
                          "process_extra.c", "terminal.c", "seccomp.c", "keyring.c", "hooks.c",
-                         "hook_step.c"], ["seccomp"]),
+                         "hook_step.c", "sealed_exe.c"], ["seccomp"]),
 }
 
 
@@ -33,10 +33,13 @@ class BuildExt(build_ext):
         self._executable([os.path.join(HERE, "frontend.c")], [], os.path.join(ROOT, FRONT_END))
         pkg_dir = os.path.dirname(self.get_ext_fullpath("ociruntime._core"))
         for name, (sources, libraries) in PACKAGE_EXES.items():
+            # Stripped (-s): the runtime copies it into a sealed memfd for
+            # every create and exec (core.py), and debug info would be
+            # two thirds of what it copies.
             self._executable([os.path.join(HERE, s) for s in sources], libraries,
-                             os.path.join(pkg_dir, name))
+                             os.path.join(pkg_dir, name), ["-s"])
 
-    def _executable(self, sources, libraries, target):
+    def _executable(self, sources, libraries, target, link_args=()):
         # Relative source paths keep the objects inside build_temp.
         sources = [os.path.relpath(s) for s in sources]
         objects = self.compiler.compile(sources, output_dir=self.build_temp,
@@ -45,7 +48,7 @@ class BuildExt(build_ext):
         os.makedirs(os.path.dirname(target), exist_ok=True)
         self.compiler.link_executable(objects, os.path.basename(target),
                                       output_dir=os.path.dirname(target),
-                                      libraries=libraries, extra_postargs=["-O2"])
+                                      libraries=libraries, extra_postargs=["-O2", *link_args])
 
 
 class InstallScripts(install_scripts):

@@ -82,6 +82,7 @@ enum oci_op {
     OP_SESSION_KEYRING,    /* name: join (or make) a session keyring of that name */
     OP_OPEN_SOURCE,        /* source: leading the plan, a bind's source that ociruntime-init
                               opens for the init (OP_MOUNT's source index: the nth) */
+    OP_CHROOT,             /* rootfs: no mount namespace of its own: chroot, mount nothing */
     OP__COUNT
 };
 

@@ -8,8 +8,6 @@
 #include <sys/types.h>
 #include "core.h"
 
-#define MAX_ARGS 4096
-
 struct arg {
     int is_str;
     int64_t num;
@@ -62,6 +60,7 @@ void do_move_root(struct init_ctx *c, const char *rootfs);
 void do_readonly_path(struct init_ctx *c, const char *path);
 void do_mask_path(struct init_ctx *c, const char *path);
 void do_remount_root(struct init_ctx *c, unsigned long flags);
+void do_chroot(struct init_ctx *c, const char *rootfs);
 
 /* mount_fds.c: mounting by fd (see there) */
 void add_source(struct init_ctx *c, const char *src);
@@ -117,6 +116,11 @@ void do_mempolicy(struct init_ctx *c, struct step *s);
 void do_affinity(struct init_ctx *c, struct step *s);
 void do_lo_up(struct init_ctx *c);
 void do_session_keyring(struct init_ctx *c, const char *name);
+
+/* sealed_exe.c: seals exe_fd (if >= 0: the runtime's copy of us), then
+ * returns only when we run from a sealed memfd (else execs a sealed copy
+ * of ourselves with argv) */
+void ensure_sealed_self(struct init_ctx *c, char **argv, int exe_fd);
 
 /* sync.c */
 void sync_send(struct init_ctx *c, int type, int64_t value);

@@ -212,9 +212,16 @@ static void copy_meta(struct init_ctx *c, int dir, const char *name, const struc
 static void copy_file(struct init_ctx *c, int from, int to, const char *name, const struct stat *st, const char *where)
 {
     char buf[65536];
-    int in = openat(from, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* Non-blocking, and checked to be the regular file fstatat saw: one
+     * swapped for a FIFO or a device meanwhile is neither waited on nor read. */
+    struct stat now;
+    int in = openat(from, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (in < 0)
         die(c, "tmpcopyup %s: open %s", where, name);
+    if (fstat(in, &now) < 0)
+        die(c, "tmpcopyup %s: stat %s", where, name);
+    if (!S_ISREG(now.st_mode) || now.st_ino != st->st_ino || now.st_dev != st->st_dev)
+        die_errno(c, ESTALE, "tmpcopyup %s: %s changed while being copied", where, name);
     int out = openat(to, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st->st_mode & 0777);
     if (out < 0)
         die(c, "tmpcopyup %s: create %s", where, name);
@@ -577,4 +584,17 @@ void do_remount_root(struct init_ctx *c, unsigned long flags)
         die(c, "remount / read-only (root.readonly)");
     if ((prop & ~MS_REC) && mount(NULL, "/", NULL, prop, NULL) < 0)
         die(c, "set propagation of / (linux.rootfsPropagation)");
+}
+
+/* A container without a mount namespace of its own shares the host's mount
+ * table: it must not be changed (no pivot_root, no mount), so the root is
+ * only a chroot, as runc and crun do there. */
+void do_chroot(struct init_ctx *c, const char *rootfs)
+{
+    if (chdir(rootfs) < 0)
+        die(c, "chroot to the rootfs %s: chdir", rootfs);
+    if (chroot(".") < 0)
+        die(c, "chroot to the rootfs %s", rootfs);
+    if (chdir("/") < 0)
+        die(c, "chroot to the rootfs %s: chdir /", rootfs);
 }

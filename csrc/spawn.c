@@ -1,15 +1,18 @@
 /* ociruntime-init: the container's init, from the runtime's posix_spawn to
  * the container's process.
  *
- *     ociruntime-init PLAN_FD SYNC_IN SYNC_OUT REPORT_FD [ROOT ID]
+ *     ociruntime-init PLAN_FD SYNC_IN SYNC_OUT REPORT_FD [EXE_FD [CWD [ROOT ID]]]
  *
  * The runtime (Python) starts this program -- no namespaces yet, nothing of
  * Python's memory -- with the plan on the pipe PLAN_FD (its length as a
  * u64, then the plan as plan.py encodes it), the init's ends of the two
  * sync pipes (messages from and to the runtime), and the write end of a
  * pipe REPORT_FD; every other fd the plan names arrives with the number
- * the plan gives it.  ROOT and ID are not read: they name the container
- * in ps (and in the tests' leak checks).
+ * the plan gives it.  EXE_FD: the writable memfd this program was executed
+ * from, which we seal (sealed_exe.c).  CWD is where it and its children
+ * work until the plan's own chdir (the bundle for create, as runc; `/` for
+ * exec): never the caller's directory.  ROOT and ID are not read: they
+ * name the container in ps (and in the tests' leak checks).
  *
  * It clones the first child as the runtime's child (CLONE_PARENT: `run`
  * and `exec` wait for it): the init itself, with the plan's namespace flags
@@ -18,7 +21,10 @@
  * (OP_CLONE).  It reports that child's pid on REPORT_FD (MSG_PID), or why
  * there is none (MSG_ERROR), and exits; the runtime reaps it.  runc's
  * order too: exec first, clone after.  Exec after a clone into a new user
- * namespace would drop every capability there. */
+ * namespace would drop every capability there.
+ *
+ * Before any of that it makes sure that it runs from a sealed memfd, not
+ * from a file the container could reopen for writing (sealed_exe.c). */
 #include "internal.h"
 #include <limits.h>
 #include <sched.h>
@@ -105,7 +111,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 4; i++) {
         fds[i] = argc > 4 ? fd_arg(argv[i + 1]) : -1;
         if (fds[i] < 0) {
-            fprintf(stderr, "usage: ociruntime-init PLAN_FD SYNC_IN SYNC_OUT REPORT_FD [ROOT ID]"
+            fprintf(stderr, "usage: ociruntime-init PLAN_FD SYNC_IN SYNC_OUT REPORT_FD [EXE_FD [CWD [ROOT ID]]]"
                             " (ociruntime runs it)\n");
             return 2;
         }
@@ -113,6 +119,16 @@ int main(int argc, char **argv)
     int plan_fd = fds[0], report_fd = fds[3];
     /* Until the clone, failures go to the report pipe. */
     struct init_ctx boot = {.sync_in = -1, .sync_out = report_fd, .root_fd = -1};
+    /* Never from a writable file into a namespace (CVE-2019-5736).  An
+     * EXE_FD that is one of the four above is a caller's mistake: not ours
+     * to close. */
+    int exe_fd = argc > 5 ? fd_arg(argv[5]) : -1;
+    for (int i = 0; i < 4; i++)
+        if (exe_fd == fds[i])
+            exe_fd = -1;
+    ensure_sealed_self(&boot, argv, exe_fd);
+    if (argc > 6 && chdir(argv[6]) < 0)
+        die(&boot, "chdir %s (the bundle)", argv[6]);
     size_t len;
     uint8_t *plan = read_plan(&boot, plan_fd, &len);
     struct step *steps;

@@ -202,6 +202,9 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         return 130
+    except PermissionError as e:   # a caller who is not root, where we did not expect it
+        log.error(f"permission denied: {e.filename}: run as root")
+        return 1
     except Exception as e:   # a bug of ours: still one line, details with --debug
         if g.get("debug"):
             import traceback

@@ -1,7 +1,9 @@
 """Python face of the C core: starting ociruntime-init, and its messages.
 
 The container init is the small C program ociruntime-init (csrc/spawn.c),
-built into this package's directory.  spawn() starts it with the plan; it
+built into this package's directory.  spawn() starts it with the plan,
+from a memfd copy that it seals first (never from the file: a container
+could rewrite that through /proc/self/exe, CVE-2019-5736); it
 clones the init (or the intermediate that joins namespaces first) as our
 child, reports that child's pid and exits.  The init then talks to us in
 fixed-size struct oci_msg messages (csrc/core.h) over two pipes: the sync
@@ -12,7 +14,7 @@ idmapped mounts, cgroup2 device programs, the subreaper of `run`.
 """
 import os
 import sys
-from errno import EPROTO
+from errno import EINVAL, EIO, EPROTO
 from fcntl import F_DUPFD_CLOEXEC, fcntl
 
 from ociruntime.errors import OciError
@@ -24,6 +26,11 @@ MSG_ERROR, MSG_HELLO, MSG_GO, MSG_READY, MSG_PID, MSG_HOOKS = range(1, 7)
 MSG_SIZE = 512
 
 INIT_EXE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ociruntime-init")
+
+# The init runs from a memfd copy of INIT_EXE, which it seals before
+# anything else, never from the file (CVE-2019-5736: csrc/sealed_exe.c).
+# MFD_EXEC is Linux 6.3's, not in Python 3.11's os.
+_MFD_EXEC = 0x10
 
 
 def strerror(err):
@@ -84,17 +91,19 @@ def move_fd_above(fd, minimum):
     return new
 
 
-def spawn(plan_bytes, sync, fds=(), name=()):
+def spawn(plan_bytes, sync, fds=(), name=(), cwd="/"):
     """Run the plan: start ociruntime-init, which clones the plan's first
     child as ours.  sync (the init's end of the channel) and the fds the
     plan names reach it with their numbers; nothing else of ours does (all
     else is close-on-exec).  name: words for its command line, so that ps
-    tells whose init it is.  Returns the first child's pid (the init, or
-    the intermediate)."""
+    tells whose init it is.  cwd: where it works until the plan's own
+    chdir (the bundle for create, as runc: never the caller's directory,
+    which a `/proc/self/cwd` mount source would otherwise bind).  Returns
+    the first child's pid (the init, or the intermediate)."""
     plan_r, plan_w = os.pipe()
     report_r, report_w = os.pipe()
     try:
-        helper = _start([plan_r, *sync, report_w], fds, name)
+        helper = _start([plan_r, *sync, report_w], fds, (cwd, *name))
     except BaseException:
         os.close(plan_w)
         os.close(report_r)
@@ -115,12 +124,50 @@ def _start(args, fds, name):
     # dup2 of an fd onto itself clears close-on-exec, in the child only.
     # An empty environment, as runc's init has: the process gets the
     # config's env, and hooks run in the init get their own (or none).
-    passed = dict.fromkeys((*args, *fds))
+    # The copy is executed through /proc/self/fd and handed over (EXE_FD)
+    # for the init to seal.  argv[0] stays the package's path, for ps.
+    exe = _exe_copy()
+    passed = dict.fromkeys((*args, exe, *fds))
     try:
-        return os.posix_spawn(INIT_EXE, [INIT_EXE, *map(str, args), *name], {},
-                              file_actions=[(os.POSIX_SPAWN_DUP2, fd, fd) for fd in passed])
+        return os.posix_spawn(f"/proc/self/fd/{exe}", [INIT_EXE, *map(str, args), str(exe), *name],
+                              {}, file_actions=[(os.POSIX_SPAWN_DUP2, fd, fd) for fd in passed])
     except OSError as e:
-        raise OciError(f"run {INIT_EXE}: {strerror(e.errno)}") from None
+        raise OciError(f"run {INIT_EXE} (memfd copy): {strerror(e.errno)}") from None
+    finally:
+        os.close(exe)
+
+
+def _exe_copy():
+    """A close-on-exec memfd holding INIT_EXE, to be sealed by the init:
+    about 50 kB copied in the kernel, and a few syscalls.  A new copy each
+    time: one kept across calls would have to live in a mount or a process
+    of its own."""
+    try:
+        src = os.open(INIT_EXE, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise OciError(f"open {INIT_EXE}: {strerror(e.errno)}") from None
+    fd = -1
+    try:
+        flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
+        try:
+            fd = os.memfd_create("ociruntime-init", flags | _MFD_EXEC)
+        except OSError as e:   # before Linux 6.3: no MFD_EXEC
+            if e.errno != EINVAL:
+                raise
+            fd = os.memfd_create("ociruntime-init", flags)
+        size, off = os.fstat(src).st_size, 0
+        while off < size:
+            n = os.sendfile(fd, src, off, size - off)
+            if n == 0:
+                raise OSError(EIO, f"{INIT_EXE} ended at {off} of {size} bytes")
+            off += n
+        return fd
+    except OSError as e:
+        if fd >= 0:
+            os.close(fd)
+        raise OciError(f"memfd copy of {INIT_EXE}: {strerror(e.errno)}") from None
+    finally:
+        os.close(src)
 
 
 def _send_plan(fd, plan):

@@ -54,6 +54,7 @@ PROPAGATION = {
     "slave": MS_SLAVE, "rslave": MS_SLAVE | MS_REC,
     "unbindable": MS_UNBINDABLE, "runbindable": MS_UNBINDABLE | MS_REC,
 }
+_AFTER_PIVOT = MS_SHARED | MS_UNBINDABLE   # rootfsPropagation applied to the new root
 # Options that are not mount flags: plan_mounts looks for them itself.
 EXTENSIONS = {"tmpcopyup"}
 
@@ -102,8 +103,12 @@ def plan_mounts(plan, cfg, ctx):
     if prop is None:
         raise ConfigError(f"{ctx.source}: $.linux.rootfsPropagation: unknown propagation "
                           f"{linux['rootfsPropagation']!r}")
-    plan.add("ROOTFS", ctx.rootfs, prop)
-    ctx.setup_prop = prop   # for the trees the runtime copies (mounts_extra)
+    # Shared propagation of / would leak our mounts to the host and break
+    # pivot_root, and an unbindable / cannot be bound as the rootfs: those
+    # two are given to the root only after pivot (REMOUNT_ROOT).
+    setup_prop = MS_SLAVE | MS_REC if prop & _AFTER_PIVOT else prop
+    plan.add("ROOTFS", ctx.rootfs, setup_prop)
+    ctx.setup_prop = setup_prop   # for the trees the runtime copies (mounts_extra)
     sources = getattr(ctx, "source_index", {})
     dev_bound = False
     for i, m in enumerate(cfg.get("mounts") or ()):
@@ -203,7 +208,11 @@ def _plan_cgroup_mount(plan, dest, flags, ctx):
             if ctrl != name and "=" not in ctrl and ctrl in name.split(","):
                 plan.add("SYMLINK", name, f"{dest}/{ctrl}")
     if ro:
-        ctx.late_readonly.append(dest)
+        # As runc: the tmpfs itself becomes read-only once its hierarchies
+        # are in. (A read-only recursive bind of dest would stack a copy of
+        # the whole tree: every hierarchy twice in mountinfo.)
+        plan.add("MOUNT", "tmpfs", dest, "tmpfs", flags | MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                 "mode=755", 0, MOUNT_DIR)
 
 
 def _plan_devices(plan, devices, ctx):
@@ -237,24 +246,26 @@ def plan_pivot(plan, ctx, no_pivot):
     plan.add("MOVE_ROOT" if no_pivot else "PIVOT_ROOT", ctx.rootfs)
 
 
+def plan_sysctl(plan, cfg):
+    for key, value in ((cfg.get("linux") or {}).get("sysctl") or {}).items():
+        plan.add("WRITE_FILE", "/proc/sys/" + key.replace(".", "/"), str(value))
+
+
 def plan_after_pivot(plan, cfg, ctx):
     """sysctl, then read-only and masked paths, then the root itself."""
     linux = cfg.get("linux") or {}
-    for key, value in (linux.get("sysctl") or {}).items():
-        plan.add("WRITE_FILE", "/proc/sys/" + key.replace(".", "/"), str(value))
+    plan_sysctl(plan, cfg)
     for key in ("readonlyPaths", "maskedPaths"):   # config-linux.md: MUST be absolute
         for i, path in enumerate(linux.get(key) or ()):
             if not path.startswith("/"):
                 raise ConfigError(f"{ctx.source}: $.linux.{key}[{i}]: must be an absolute path, not {path!r}")
     for path in linux.get("readonlyPaths") or ():
         plan.add("READONLY_PATH", _clean(path))
-    for path in ctx.late_readonly:
-        plan.add("READONLY_PATH", path)
     for path in linux.get("maskedPaths") or ():
         plan.add("MASK_PATH", _clean(path))
     flags = MS_RDONLY if (cfg.get("root") or {}).get("readonly") else 0
     prop = PROPAGATION.get(linux.get("rootfsPropagation") or "")
-    if prop and prop & MS_SHARED:
+    if prop and prop & _AFTER_PIVOT:
         flags |= prop
     if flags:
         plan.add("REMOUNT_ROOT", flags)

@@ -12,6 +12,7 @@ from ocihelpers import wait_for
 
 import pytest
 
+import hostfeatures
 from conftest import busybox_config
 from ociruntime import cgroups
 from ociruntime.cgroups import resources
@@ -85,7 +86,7 @@ def test_v1_files_exact(v1tree):
                    "kernelTCP": 1 << 22, "swappiness": 30, "disableOOMKiller": True, "useHierarchy": True},
         "cpu": {"shares": 512, "quota": 20000, "burst": 1000, "period": 100000, "realtimeRuntime": 500,
                 "realtimePeriod": 1000, "cpus": "0", "mems": "0", "idle": 1},
-        "pids": {"limit": 0},
+        "pids": {"limit": 5},
         "blockIO": {"weight": 300, "leafWeight": 200,
                     "weightDevice": [{"major": 8, "minor": 0, "weight": 100, "leafWeight": 50}],
                     "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1}],
@@ -112,7 +113,7 @@ def test_v1_files_exact(v1tree):
         ("cpu.cfs_quota_us", "20000", r + "cpu.quota"), ("cpu.cfs_burst_us", "1000", r + "cpu.burst"),
         ("cpu.rt_period_us", "1000", r + "cpu.realtimePeriod"),
         ("cpu.rt_runtime_us", "500", r + "cpu.realtimeRuntime"), ("cpu.idle", "1", r + "cpu.idle"),
-        ("pids.max", "0", r + "pids.limit"),
+        ("pids.max", "5", r + "pids.limit"),
         ("blkio.weight", "300", r + "blockIO.weight"), ("blkio.leaf_weight", "200", r + "blockIO.leafWeight"),
         ("blkio.weight_device", "8:0 100", r + "blockIO.weightDevice[0].weight"),
         ("blkio.leaf_weight_device", "8:0 50", r + "blockIO.weightDevice[0].leafWeight"),
@@ -140,6 +141,8 @@ def test_v1_memsw_before_limit_when_growing(v1tree):
 # -- issue 4: v1 files on this host, for real ------------------------------------------
 
 @need_v1("memory", "cpu", "cpuset")
+@hostfeatures.need_cgroup_file("cpu", "cpu.cfs_burst_us", "CFS burst")
+@hostfeatures.need_cgroup_file("cpu", "cpu.idle", "SCHED_IDLE cgroups")
 def test_v1_more_resources_for_real(oci):
     cfg = busybox_config(["sleep", "1000"])
     res = {"memory": {"limit": 64 << 20, "disableOOMKiller": True, "useHierarchy": True},
@@ -156,14 +159,21 @@ def test_v1_more_resources_for_real(oci):
     oci.ok("delete", "--force", cid)
 
 
-@need_v1("cpuset", "blkio")
-def test_update_cpuset_mems_and_blkio_weight(oci):
+@need_v1("cpuset")
+def test_update_cpuset_mems(oci):
     cid = started(oci, busybox_config(["sleep", "1000"]))
-    oci.ok("update", "--cpuset-mems", "0", "--blkio-weight", "321", cid)
+    oci.ok("update", "--cpuset-mems", "0", cid)
     assert read(cgdir(oci, cid, "cpuset") + "/cpuset.mems") == "0"
+    oci.ok("delete", "--force", cid)
+
+
+@need_v1("blkio")
+@hostfeatures.need_blkio_weight
+def test_update_blkio_weight(oci):
+    cid = started(oci, busybox_config(["sleep", "1000"]))
+    oci.ok("update", "--blkio-weight", "321", cid)
     d = cgdir(oci, cid, "blkio")
-    name = "blkio.weight" if os.path.exists(d + "/blkio.weight") else "blkio.bfq.weight"
-    assert read(d + "/" + name).split()[-1] == "321"
+    assert read(d + "/" + hostfeatures.blkio_weight_file()).split()[-1] == "321"
     oci.ok("delete", "--force", cid)
 
 

@@ -20,6 +20,7 @@ import uuid
 
 import pytest
 
+import hostfeatures
 from conftest import busybox_config
 from ociruntime import cgroups
 from ociruntime.cgroups import devices
@@ -99,7 +100,9 @@ def test_512k_with_a_big_seccomp_profile(oci):
     """The filter is built before the init joins its cgroup: libseccomp's
     memory is the runtime's, not the container's (podman --memory 512k)."""
     cfg = busybox_config(["echo", "it works"])
-    cfg["linux"]["resources"] = {"memory": {"limit": 524288, "swap": 1048576}}
+    cfg["linux"]["resources"] = {"memory": {"limit": 524288}}
+    if hostfeatures.swap_accounting():
+        cfg["linux"]["resources"]["memory"]["swap"] = 1048576   # podman --memory 512k
     cfg["linux"]["seccomp"] = _big_seccomp_profile()
     code, out, err = oci.run_output(cfg=cfg)
     assert (code, out) == (0, "it works\n"), err
@@ -131,34 +134,41 @@ def test_v1_resources_written(oci):
     blk = sorted(n for n in os.listdir("/sys/block") if not n.startswith(("loop", "zram")))
     mj, mn = read(f"/sys/block/{blk[0]}/dev").split(":") if blk else ("7", "0")
     res = {
-        "memory": {"limit": 64 << 20, "reservation": 32 << 20, "swap": 64 << 20, "swappiness": 10,
-                   "disableOOMKiller": False, "kernelTCP": 16 << 20},
+        "memory": {"limit": 64 << 20, "reservation": 32 << 20, "swappiness": 10,
+                   "disableOOMKiller": False},
         "cpu": {"shares": 512, "quota": 20000, "period": 100000, "cpus": "0", "mems": "0", "idle": 0},
-        "pids": {"limit": 0},
+        "pids": {"limit": 1},
         "blockIO": {"throttleReadBpsDevice": [{"major": int(mj), "minor": int(mn), "rate": 1048576}],
                     "throttleWriteIOPSDevice": [{"major": int(mj), "minor": int(mn), "rate": 100}]},
         "devices": [{"allow": False, "access": "rwm"},
                     {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"}],
     }
+    # swap and kernelTCP where this host has their files (probed)
+    swap = hostfeatures.swap_accounting()
+    tcp = hostfeatures.has_cgroup_file("memory", "memory.kmem.tcp.limit_in_bytes")
+    if swap:
+        res["memory"]["swap"] = 64 << 20
+    if tcp:
+        res["memory"]["kernelTCP"] = 16 << 20
     cid = sleeper(oci, res)
     mem = cgdir(oci.root, cid, "memory")
     assert read(mem + "/memory.limit_in_bytes") == str(64 << 20)
     assert read(mem + "/memory.soft_limit_in_bytes") == str(32 << 20)
-    assert read(mem + "/memory.memsw.limit_in_bytes") == str(64 << 20)
+    assert not swap or read(mem + "/memory.memsw.limit_in_bytes") == str(64 << 20)
     assert read(mem + "/memory.swappiness") == "10"
-    assert read(mem + "/memory.kmem.tcp.limit_in_bytes") == str(16 << 20)
+    assert not tcp or read(mem + "/memory.kmem.tcp.limit_in_bytes") == str(16 << 20)
     cpu = cgdir(oci.root, cid, "cpu")
     assert read(cpu + "/cpu.shares") == "512"
     assert read(cpu + "/cpu.cfs_quota_us") == "20000"
     assert read(cpu + "/cpu.cfs_period_us") == "100000"
     assert read(cgdir(oci.root, cid, "cpuset") + "/cpuset.cpus") == "0"
-    assert read(cgdir(oci.root, cid, "pids") + "/pids.max") == "0"   # 0 is a real limit
+    assert read(cgdir(oci.root, cid, "pids") + "/pids.max") == "1"   # 0 would be unset (runc)
     blkio = cgdir(oci.root, cid, "blkio")
     assert f"{mj}:{mn} 1048576" in read(blkio + "/blkio.throttle.read_bps_device")
     assert f"{mj}:{mn} 100" in read(blkio + "/blkio.throttle.write_iops_device")
     listing = read(cgdir(oci.root, cid, "devices") + "/devices.list").splitlines()
     assert "c 10:229 rwm" in listing and "c 1:3 rwm" in listing and "a *:* rwm" not in listing
-    assert oci.state(cid)["status"] == "running"   # pids.max 0 and yet it runs: it joined first
+    assert oci.state(cid)["status"] == "running"   # pids.max 1 and yet it runs: it joined first
 
 
 @need_v1("devices")
@@ -201,16 +211,21 @@ def test_cannot_apply_is_a_clear_error(oci, res, field):
 
 
 @need_v1("blkio")
-def test_blkio_weight_and_missing_kernel_file(oci):
-    """The weight goes to blkio.weight, or blkio.bfq.weight where the
-    kernel has only BFQ (this one); leaf weights went with CFQ: asking for
-    one is an error naming it, not a silent skip."""
+@hostfeatures.need_blkio_weight
+def test_blkio_weight(oci):
+    """The weight goes to blkio.weight (CFQ), or blkio.bfq.weight where the
+    kernel has only BFQ."""
     cid = sleeper(oci, {"blockIO": {"weight": 300}})
     d = cgdir(oci.root, cid, "blkio")
-    name = "blkio.weight" if os.path.exists(d + "/blkio.weight") else "blkio.bfq.weight"
-    assert read(d + "/" + name).split()[-1] == "300"
-    if os.path.exists(d + "/blkio.leaf_weight"):
-        return
+    assert read(d + "/" + hostfeatures.blkio_weight_file()).split()[-1] == "300"
+
+
+@need_v1("blkio")
+@pytest.mark.skipif(hostfeatures.has_cgroup_file("blkio", "blkio.leaf_weight"),
+                    reason="this host has blkio.leaf_weight (CFQ)")
+def test_blkio_leaf_weight_on_a_kernel_without_it(oci):
+    """Leaf weights went with CFQ: asking for one is an error naming it,
+    not a silent skip."""
     cfg = busybox_config(["true"])
     cfg["linux"]["resources"] = {"blockIO": {"leafWeight": 500}}
     r = oci.create("-b", oci.bundle(cfg), oci.new_id())
@@ -219,6 +234,7 @@ def test_blkio_weight_and_missing_kernel_file(oci):
 
 
 @pytest.mark.skipif(not LAYOUT.locate("hugetlb"), reason="no hugetlb controller")
+@pytest.mark.skipif(not hostfeatures.hugepage_size("2MB"), reason="no 2MB huge pages on this host")
 def test_hugetlb_limit(oci):
     cid = sleeper(oci, {"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 21}]})
     ver, _mnt = LAYOUT.locate("hugetlb")
@@ -231,12 +247,13 @@ def test_hugetlb_limit(oci):
 @need_v1("memory", "cpu", "pids", "cpuset")
 def test_update_flags_and_resources_file(oci):
     cid = sleeper(oci, {"memory": {"limit": 64 << 20}})
-    oci.ok("update", "--memory", "128m", "--memory-swap", "256m", "--cpu-shares", "256",
+    swap = hostfeatures.swap_accounting()   # --memory-swap where the host accounts swap
+    oci.ok("update", "--memory", "128m", *(["--memory-swap", "256m"] if swap else []), "--cpu-shares", "256",
            "--cpu-quota", "30000", "--cpu-period", "60000", "--pids-limit", "20",
            "--cpuset-cpus", "0", "--memory-reservation", "16m", cid)
     mem = cgdir(oci.root, cid, "memory")
     assert read(mem + "/memory.limit_in_bytes") == str(128 << 20)
-    assert read(mem + "/memory.memsw.limit_in_bytes") == str(256 << 20)
+    assert not swap or read(mem + "/memory.memsw.limit_in_bytes") == str(256 << 20)
     assert read(mem + "/memory.soft_limit_in_bytes") == str(16 << 20)
     cpu = cgdir(oci.root, cid, "cpu")
     assert (read(cpu + "/cpu.shares"), read(cpu + "/cpu.cfs_quota_us"), read(cpu + "/cpu.cfs_period_us")) \
@@ -277,7 +294,8 @@ def test_pause_resume(oci):
     assert oci.state(cid)["status"] == "paused"
     if "freezer" in LAYOUT.v1:
         assert read(cgdir(oci.root, cid, "freezer") + "/freezer.state") == "FROZEN"
-    oci.ok("pause", cid)   # already paused: fine, like runc's re-freeze
+    r = oci.cmd("pause", cid)   # already paused: an error, as in runc
+    assert r.returncode == 1 and "container not running" in r.stderr, r.stderr
     oci.ok("resume", cid)
     assert oci.state(cid)["status"] == "running"
     r = oci.cmd("resume", cid)
@@ -340,6 +358,7 @@ def test_events_stats_shape(oci):
 
 
 @need_v1("memory")
+@hostfeatures.need_swap_accounting   # else the memory could go to swap: no OOM
 def test_events_stream_and_oom(oci):
     res = {"memory": {"limit": 16 << 20, "swap": 16 << 20}}
     cid = sleeper(oci, res, args=("sh", "-c", "sleep 1; head -c 64m /dev/zero | sort >/dev/null; sleep 1000"))
@@ -436,6 +455,7 @@ def test_v2_ebpf_device_filter(v2mgr):
 
 
 @pytest.mark.skipif(not V2 or "hugetlb" not in LAYOUT.v2_controllers, reason="no hugetlb in cgroup2")
+@pytest.mark.skipif(not hostfeatures.hugepage_size("2MB"), reason="no 2MB huge pages on this host")
 def test_v2_hugetlb_for_real(v2mgr):
     mgr, _procs = v2mgr
     mgr.update({"hugepageLimits": [{"pageSize": "2MB", "limit": 2 << 21}]})

@@ -60,7 +60,7 @@ def test_v2_files_exact(v2tree):
         "memory": {"limit": 1 << 20, "swap": 3 << 20, "reservation": 1 << 19},
         "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "burst": 1000, "idle": 1,
                 "cpus": "0", "mems": "0"},
-        "pids": {"limit": 0},
+        "pids": {"limit": 9},
         "blockIO": {"weight": 500, "weightDevice": [{"major": 8, "minor": 0, "weight": 100}],
                     "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}],
                     "throttleWriteIOPSDevice": [{"major": 8, "minor": 16, "rate": 10}]},
@@ -74,7 +74,7 @@ def test_v2_files_exact(v2tree):
         ("memory.swap.max", str(2 << 20)), ("memory.max", str(1 << 20)), ("memory.low", str(1 << 19)),
         ("cpuset.cpus", "0"), ("cpuset.mems", "0"),
         ("cpu.weight", "39"), ("cpu.max", "50000 100000"), ("cpu.max.burst", "1000"), ("cpu.idle", "1"),
-        ("pids.max", "0"),
+        ("pids.max", "9"),
         ("io.weight", "default 4950"), ("io.weight", "8:0 910"), ("io.max", "8:0 rbps=1048576"),
         ("io.max", "8:16 wiops=10"),
         ("hugetlb.2MB.max", "4194304"), ("hugetlb.2MB.rsvd.max", "4194304"),
@@ -84,7 +84,7 @@ def test_v2_files_exact(v2tree):
     resources.write_all(writes)
     assert _read(ctr, "memory.max") == str(1 << 20)
     assert _read(ctr, "cpu.max") == "50000 100000"
-    assert _read(ctr, "pids.max") == "0"
+    assert _read(ctr, "pids.max") == "9"
     assert _read(ctr, "io.max") == "8:16 wiops=10"   # one write per line, as the kernel wants
     # the controllers were enabled in the ancestors, not in the container's directory
     assert "+" in _read(root, "cgroup.subtree_control")
@@ -254,3 +254,56 @@ def test_systemd_paths():
     if not systemd.systemd_running():
         with pytest.raises(OciError, match="systemd is not running"):
             systemd.check_available()
+
+
+def test_v2_zero_means_unset(v2tree):
+    """Docker's zeros write nothing on v2 either (runc's numToStr); an
+    unlimited memory limit with swap 0 makes swap unlimited too."""
+    _root, _ctr, mgr = v2tree
+    zeros = {"memory": {"limit": 0, "reservation": 0, "swap": 0, "kernel": 0, "kernelTCP": 0},
+             "cpu": {"shares": 0, "quota": 0, "period": 0, "realtimeRuntime": 0, "realtimePeriod": 0},
+             "pids": {"limit": 0}, "blockIO": {"weight": 0, "leafWeight": 0,
+                                              "weightDevice": [{"major": 8, "minor": 0, "weight": 0}]}}
+    assert resources.plan(mgr, zeros) == []
+    got = [(n, v) for _d, n, v, _f in resources.plan(mgr, {"memory": {"limit": -1, "swap": 0}})]
+    assert got == [("memory.swap.max", "max"), ("memory.max", "max")]
+
+
+def test_rollback_undo_values(tmp_path):
+    """What undoes a write: the whole old value, or the old line of the
+    written key in a keyed file, or the value that removes the key."""
+    from ociruntime.cgroups import rollback
+
+    def undo(name, content, value):
+        (tmp_path / name).write_text(content)
+        return rollback.undo_value(str(tmp_path / name), value)
+
+    assert undo("memory.limit_in_bytes", "9223372036854771712\n", "4096") == "9223372036854771712"
+    assert undo("cpu.max", "max 100000\n", "20000 100000") == "max 100000"
+    assert undo("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n", "1") == "0"
+    assert undo("blkio.throttle.read_bps_device", "8:0 100\n", "8:16 5") == "8:16 0"
+    assert undo("blkio.throttle.read_bps_device", "8:0 100\n8:16 7\n", "8:16 5") == "8:16 7"
+    io_max = "8:0 rbps=1 wbps=max riops=max wiops=max\n"
+    assert undo("io.max", io_max, "8:0 wiops=3") == io_max.strip()
+    assert undo("io.max", io_max, "8:16 rbps=3") == "8:16 rbps=max wbps=max riops=max wiops=max"
+    assert undo("io.weight", "default 100\n8:0 200\n", "default 4950") == "default 100"
+    assert undo("io.weight", "default 100\n8:0 200\n", "8:16 50") == "8:16 default"
+    assert undo("io.bfq.weight", "default 100\n", "300") == "100"
+    assert undo("net_prio.ifpriomap", "lo 0\neth0 3\n", "eth0 5") == "eth0 3"
+
+
+def test_rollback_puts_back_what_was_written(v2tree):
+    """A write the kernel refuses undoes the ones before it, last first."""
+    _root, ctr, mgr = v2tree
+    (ctr / "pids.max").write_text("max\n")
+    (ctr / "memory.max").write_text("1048576\n")
+    writes = resources.plan(mgr, {"memory": {"limit": 2 << 20}, "pids": {"limit": 5}}, update=True)
+    writes.append((str(ctr), "io.max", "8:0 rbps=1", "linux.resources.blockIO.x"))
+    os.unlink(ctr / "io.max")
+    os.symlink("/proc/version", ctr / "io.max")   # readable; a write is refused (EIO)
+    from ociruntime.cgroups import rollback
+    j = rollback.Journal()
+    with pytest.raises(OciError, match="linux.resources.blockIO.x"):
+        resources.write_all(writes, j)
+    assert j.roll_back() == []
+    assert (_read(ctr, "memory.max"), _read(ctr, "pids.max")) == ("1048576", "max")

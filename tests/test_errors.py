@@ -222,12 +222,6 @@ def test_bad_uid_mapping_fails_cleanly(oci):
     create_fails(oci, bundle_with(oci, m), "uidMappings")
 
 
-def test_no_mount_namespace(oci):
-    b = bundle_with(oci, lambda c: c["linux"].update(
-        namespaces=[n for n in c["linux"]["namespaces"] if n["type"] != "mount"]))
-    create_fails(oci, b, "mount")
-
-
 def test_hostname_without_uts_namespace(oci):
     b = bundle_with(oci, lambda c: c["linux"].update(
         namespaces=[n for n in c["linux"]["namespaces"] if n["type"] != "uts"]))
@@ -307,12 +301,22 @@ def test_failing_mount_in_other_set_ups(oci, variant):
     ({"vm.swappiness": "60"}, "not in a separate kernel namespace"),
     ({"net/../../../tmp/x": "1"}, "not a sysctl name"),
     ({"kernel.hostname": "other"}, "conflicts with the OCI 'hostname' field"),
+    ({"kernel.hostname": "busybox"}, "conflicts with the OCI 'hostname' field"),
 ])
 def test_sysctl_runc_refuses(oci, sysctl, needle):
     """Sysctls that would change the host, escape /proc/sys, or fight a
     config field are refused before anything runs."""
     b = bundle_with(oci, lambda c: c["linux"].update(sysctl=sysctl))
     create_fails(oci, b, "$.linux.sysctl[", needle)
+
+
+def test_hostname_sysctl_is_refused_without_a_hostname_field(oci):
+    """runc 1.1.5 refuses kernel.hostname whenever there is a uts
+    namespace, hostname field or not (it has one: `hostname`)."""
+    def m(cfg):
+        cfg.pop("hostname", None)
+        cfg["linux"]["sysctl"] = {"kernel.hostname": "x"}
+    create_fails(oci, bundle_with(oci, m), "$.linux.sysctl[", "conflicts with the OCI 'hostname' field")
 
 
 def test_sysctl_of_the_host_net_namespace_is_refused(oci):

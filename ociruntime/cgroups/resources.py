@@ -14,6 +14,11 @@ a v2 host:
                        1 + (weight - 10) * 9999 / 990
   blockIO.throttle* -> io.max "MAJ:MIN rbps=|wbps=|riops=|wiops=N"
   hugepageLimits    -> hugetlb.SIZE.max (v1: .limit_in_bytes)
+Zero means "not set", as in runc, for blockIO.weight and leafWeight
+(also per device), memory.limit, reservation, swap, kernel and kernelTCP,
+cpu.shares, quota, period, realtimeRuntime and realtimePeriod, and
+pids.limit: Docker writes 0 for each of them it was not asked to set,
+at create and in its update payload.  Such a zero writes nothing.
 A value without a counterpart on the host (a controller that is not
 there, a v1-only knob on v2, a file this kernel lacks) is an OciError
 naming the field: nothing is skipped silently.
@@ -44,10 +49,10 @@ def swap_to_v2(swap, limit, field):
     """memory.swap (memory+swap, v1) -> memory.swap.max (swap alone):
     None to leave it, -1 for max.  runc's rules and errors."""
     limit = limit or 0
-    if swap is None:
+    if swap is None or swap == 0:   # 0 is unset (runc)
         return -1 if limit == -1 else None
-    if swap in (-1, 0):
-        return swap if swap == -1 else None
+    if swap == -1:
+        return -1
     if limit in (0, -1):
         raise OciError(f"{field}.swap: a swap limit needs a memory limit on cgroup v2")
     if swap < limit:
@@ -82,13 +87,37 @@ def _set(obj, key):
     return obj.get(key) is not None
 
 
+# The fields where 0 is "not set" (runc), per group.
+ZERO_UNSET = {
+    "memory": ("limit", "reservation", "swap", "kernel", "kernelTCP"),
+    "cpu": ("shares", "quota", "period", "realtimeRuntime", "realtimePeriod"),
+    "pids": ("limit",),
+    "blockIO": ("weight", "leafWeight"),
+}
+
+
+def _given(obj, key, group):
+    """Set, and not a zero that means unset."""
+    v = obj.get(key)
+    return v is not None and not (v == 0 and key in ZERO_UNSET[group])
+
+
+def _value(obj, key, group):
+    """The value, or None where it is unset (absent, or a zero of ZERO_UNSET)."""
+    return obj[key] if _given(obj, key, group) else None
+
+
 # -- memory -------------------------------------------------------------------
 
+_MEMORY_KEYS = ("limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness",
+                "disableOOMKiller", "useHierarchy")
+
+
 def _memory(w, m, f):
-    if not any(_set(m, k) for k in m if k != "checkBeforeUpdate"):
+    if not any(_given(m, k, "memory") for k in m if k in _MEMORY_KEYS):
         return
     ver, d = w.where("memory", f)
-    limit, swap = m.get("limit"), m.get("swap")
+    limit, swap = _value(m, "limit", "memory"), _value(m, "swap", "memory")
     if w.update and m.get("checkBeforeUpdate") and limit is not None and limit >= 0:
         usage = int(read_text(os.path.join(d, "memory.usage_in_bytes" if ver == 1 else "memory.current")))
         if limit < usage:
@@ -110,7 +139,7 @@ def _memory(w, m, f):
         for key, name in (("reservation", "memory.soft_limit_in_bytes"),
                           ("kernel", "memory.kmem.limit_in_bytes"),
                           ("kernelTCP", "memory.kmem.tcp.limit_in_bytes")):
-            if _set(m, key):
+            if _given(m, key, "memory"):
                 w.add(d, name, m[key], f"{f}.{key}")
         if _set(m, "swappiness"):
             if not 0 <= m["swappiness"] <= 100:
@@ -122,7 +151,7 @@ def _memory(w, m, f):
             w.add(d, "memory.use_hierarchy", int(bool(m["useHierarchy"])), f + ".useHierarchy")
         return
     for key in ("kernel", "kernelTCP", "swappiness"):
-        if _set(m, key):
+        if _given(m, key, "memory") if key in ZERO_UNSET["memory"] else _set(m, key):
             raise OciError(f"{f}.{key}: cgroup v2 has no such memory setting")
     if m.get("disableOOMKiller"):
         raise OciError(f"{f}.disableOOMKiller: cgroup v2 cannot disable the OOM killer")
@@ -133,7 +162,7 @@ def _memory(w, m, f):
         w.add(d, "memory.swap.max", _max(swap_max), f + ".swap")
     if limit is not None:
         w.add(d, "memory.max", _max(limit), f + ".limit")
-    if _set(m, "reservation"):
+    if _given(m, "reservation", "memory"):
         w.add(d, "memory.low", _max(m["reservation"]), f + ".reservation")
 
 
@@ -145,7 +174,7 @@ def _cpu(w, c, f):
             _ver, d = w.where("cpuset", f"{f}.{key}")
             w.add(d, "cpuset." + key, c[key], f"{f}.{key}")
     keys = ("shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod", "idle")
-    if not any(_set(c, k) for k in keys):
+    if not any(_given(c, k, "cpu") if k in ZERO_UNSET["cpu"] else _set(c, k) for k in keys):
         return
     ver, d = w.where("cpu", f)
     shares, quota, period, burst = c.get("shares"), c.get("quota"), c.get("period"), c.get("burst")
@@ -160,7 +189,7 @@ def _cpu(w, c, f):
             w.add(d, "cpu.cfs_burst_us", burst, f + ".burst")
         if c.get("realtimePeriod"):
             w.add(d, "cpu.rt_period_us", c["realtimePeriod"], f + ".realtimePeriod")
-        if _set(c, "realtimeRuntime"):
+        if c.get("realtimeRuntime"):
             w.add(d, "cpu.rt_runtime_us", c["realtimeRuntime"], f + ".realtimeRuntime")
         if _set(c, "idle"):
             w.add(d, "cpu.idle", c["idle"], f + ".idle")
@@ -193,13 +222,13 @@ def _cpu(w, c, f):
 # -- pids, hugetlb, network, rdma ---------------------------------------------
 
 def _pids(w, p, f):
-    if not _set(p, "limit"):
-        return
+    if not _given(p, "limit", "pids"):
+        return   # 0 too: runc leaves pids.max alone
     limit = p["limit"]
     if limit < -1:
         raise OciError(f"{f}.limit: {limit} is not -1 (unlimited) or a number of processes")
     _ver, d = w.where("pids", f)
-    w.add(d, "pids.max", _max(limit), f + ".limit")   # 0 is a real limit
+    w.add(d, "pids.max", _max(limit), f + ".limit")
 
 
 def _hugetlb(w, limits, f):
@@ -248,42 +277,43 @@ _THROTTLE = (("throttleReadBpsDevice", "read_bps_device", "rbps"),
 
 
 def _blockio(w, b, f):
-    keys = ("weight", "leafWeight", "weightDevice") + tuple(t[0] for t in _THROTTLE)
-    if not any(b.get(k) not in (None, []) for k in keys):
+    keys = ("weightDevice",) + tuple(t[0] for t in _THROTTLE)
+    if not (any(b.get(k) for k in keys) or _given(b, "weight", "blockIO")
+            or _given(b, "leafWeight", "blockIO")):
         return
     ver, d = w.where("blkio", f)
     has = lambda name: os.path.exists(os.path.join(d, name))   # noqa: E731
     if ver == 1:
         bfq = not has("blkio.weight") and has("blkio.bfq.weight")
         wname = "blkio.bfq.weight" if bfq else "blkio.weight"
-        if _set(b, "weight"):
+        if _given(b, "weight", "blockIO"):
             w.add(d, wname, b["weight"], f + ".weight")
-        if _set(b, "leafWeight"):
+        if _given(b, "leafWeight", "blockIO"):
             w.add(d, "blkio.leaf_weight", b["leafWeight"], f + ".leafWeight")
         for i, wd in enumerate(b.get("weightDevice") or ()):
             dev = f"{wd['major']}:{wd['minor']}"
-            if _set(wd, "weight"):
+            if _given(wd, "weight", "blockIO"):
                 w.add(d, wname + "_device", f"{dev} {wd['weight']}", f"{f}.weightDevice[{i}].weight")
-            if _set(wd, "leafWeight"):
+            if _given(wd, "leafWeight", "blockIO"):
                 w.add(d, "blkio.leaf_weight_device", f"{dev} {wd['leafWeight']}",
                       f"{f}.weightDevice[{i}].leafWeight")
         for key, name, _v2 in _THROTTLE:
             for i, t in enumerate(b.get(key) or ()):
                 w.add(d, "blkio.throttle." + name, f"{t['major']}:{t['minor']} {t['rate']}", f"{f}.{key}[{i}]")
         return
-    if _set(b, "leafWeight"):
+    if _given(b, "leafWeight", "blockIO"):
         raise OciError(f"{f}.leafWeight: cgroup v2 has no leaf weight")
     bfq = has("io.bfq.weight")
-    if _set(b, "weight"):
+    if _given(b, "weight", "blockIO"):
         if bfq:
             w.add(d, "io.bfq.weight", b["weight"], f + ".weight")
         else:
             w.add(d, "io.weight", f"default {blkio_weight_to_io_weight(b['weight'])}", f + ".weight")
     for i, wd in enumerate(b.get("weightDevice") or ()):
         dev = f"{wd['major']}:{wd['minor']}"
-        if _set(wd, "leafWeight"):
+        if _given(wd, "leafWeight", "blockIO"):
             raise OciError(f"{f}.weightDevice[{i}].leafWeight: cgroup v2 has no leaf weight")
-        if _set(wd, "weight"):
+        if _given(wd, "weight", "blockIO"):
             if bfq:
                 w.add(d, "io.bfq.weight", f"{dev} {wd['weight']}", f"{f}.weightDevice[{i}].weight")
             else:
@@ -330,22 +360,29 @@ def plan(mgr, res, update=False):
     return w.out
 
 
-def write_all(writes):
+def write_all(writes, journal=None):
+    """Write each in order.  With a journal (update), first check that every
+    file is there, and note how to undo each write as it is made."""
+    write = journal.write if journal is not None else write_file
+    if journal is not None:
+        for d, name, _value, field in writes:
+            if not os.path.exists(os.path.join(d, name)):
+                raise OciError(f"{field}: {d}/{name}: this host's kernel has no such cgroup file")
     for d, name, value, field in writes:
         if name == "cpu.cfs_period_us":
-            _write_period_v1(d, value, field)
+            _write_period_v1(d, value, field, write)
         else:
-            write_file(os.path.join(d, name), value, field)
+            write(os.path.join(d, name), value, field)
 
 
-def _write_period_v1(d, value, field):
+def _write_period_v1(d, value, field, write):
     # A smaller period can be refused while the old quota exceeds it
     # (with cpu.cfs_burst_us): runc retries after the quota is written.
     try:
-        write_file(os.path.join(d, "cpu.cfs_period_us"), value, field)
+        write(os.path.join(d, "cpu.cfs_period_us"), value, field)
     except OciError:
-        write_file(os.path.join(d, "cpu.cfs_quota_us"), "-1", field)
-        write_file(os.path.join(d, "cpu.cfs_period_us"), value, field)
+        write(os.path.join(d, "cpu.cfs_quota_us"), "-1", field)
+        write(os.path.join(d, "cpu.cfs_period_us"), value, field)
 
 
 def apply_config(mgr, cfg, source="config.json"):
@@ -360,9 +397,24 @@ def apply_config(mgr, cfg, source="config.json"):
 
 
 def apply_update(mgr, res):
-    """`update`: only what res names.  Device rules, if given, replace the
-    container's (with the default devices, as at create)."""
-    from ociruntime.cgroups import devices
-    write_all(plan(mgr, res, update=True))
-    if res.get("devices"):
-        devices.apply(mgr, devices.rules_for(res["devices"], None), explicit=True)
+    """`update`: only what res names, all or nothing: every value is
+    checked and every file found before the first write, and a write the
+    kernel refuses undoes the ones before it (rollback.py).  Device rules,
+    if given, replace the container's (with the default devices, as at
+    create), after the rest."""
+    from ociruntime.cgroups import devices, rollback
+    rules = devices.rules_for(res["devices"], None) if res.get("devices") else None
+    writes = plan(mgr, res, update=True)
+    journal = rollback.Journal()
+    try:
+        write_all(writes, journal)
+        if rules is not None:
+            where = mgr.dir_of("devices")
+            if where is not None and where[0] == 1:
+                journal.note_devices_v1(where[1])
+            devices.apply(mgr, rules, explicit=True)
+    except OciError as e:
+        failed = journal.roll_back()
+        if failed:
+            raise OciError(f"{e}; and could not put back the old value of {', '.join(failed)}") from None
+        raise OciError(f"{e} (nothing was changed)") from None

@@ -491,7 +491,9 @@ class SystemdManager(Manager):
             super().apply_config(cfg, source)
 
     def update(self, res):
-        from ociruntime.cgroups import devices
+        from ociruntime.cgroups import devices, resources
+        # A value the cgroupfs part refuses fails before the unit changes.
+        resources.plan(self, res, update=True)
         try:
             bus = self.bus()
             props = resource_properties(res, self.v2_mode, bus.version())
