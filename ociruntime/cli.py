@@ -46,7 +46,8 @@ commands:
   delete [-f] ID                    delete a stopped (-f: any) container
   list [--format table|json] [-q]   list containers
   spec [-b BUNDLE] [--rootless]     write a default config.json
-  validate [-b BUNDLE]              check config.json with jsonschema
+  validate [-b BUNDLE]              check config.json as create does: every
+                                    error, with its JSON path and spec section
   features                          print what this runtime implements (JSON)
   pause ID / resume ID              freeze / thaw every process of the container
   ps [--format table|json] ID [PS-ARGS...]
@@ -287,16 +288,23 @@ def cmd_spec(root, opts, pos):
 
 
 def cmd_validate(root, opts, pos):
+    """Every check create makes (checks.py), every failure on a line of
+    its own: the file, the JSON path, what is wrong, the spec section."""
     import os
     from ociruntime import config
-    from ociruntime.validate import validate_config_reference
-    path = os.path.join(opts.get("bundle") or ".", "config.json")
+    from ociruntime.checks import config_problems
+    bundle = opts.get("bundle") or "."
+    path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as e:
         raise OciError(f"{path}: {e.strerror.lower()}") from None
-    validate_config_reference(config.parse(raw, path, validate=False), path)
+    problems = config_problems(config.parse(raw, path, validate=False), bundle, path)
+    for p in problems:
+        log.error(f"{path}: {p}")
+    if problems:
+        return 1
     print(f"{path}: valid")
 
 
