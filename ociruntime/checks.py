@@ -115,9 +115,13 @@ def split(text):
 
 
 def annotate(err):
-    """create's error, with the spec section its path breaks appended."""
-    path, _ = split(str(err))
-    return type(err)(f"{err} ({section(path)})")
+    """create's error, with the spec section its path breaks appended
+    (one that names no JSON path, a missing file or bad JSON, as it is)."""
+    text = str(err)
+    if not (text.startswith("$") or ": $" in text):
+        return err
+    path, _ = split(text)
+    return type(err)(f"{text} ({section(path)})")
 
 
 def config_problems(doc, bundle=".", source="config.json"):

@@ -260,13 +260,13 @@ def cmd_delete(root, opts, pos):
 
 def cmd_list(root, opts, pos):
     import json
-    from ociruntime.state import Container
+    from ociruntime.api import Container
     states = []
-    for cid in Container.ids(root):
+    for c in Container.list(root):
         try:
-            states.append(Container.load(root, cid).oci_state())
+            states.append(c.state())
         except OciError:
-            continue   # being deleted, or corrupt: `state ID` says which
+            continue   # deleted meanwhile, or corrupt: `state ID` says which
     fmt = opts.get("format", "table")
     if opts.get("quiet"):
         print("".join(s["id"] + "\n" for s in states), end="")
