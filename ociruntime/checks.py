@@ -104,9 +104,9 @@ def split(text):
     cgroup one, "linux.resources.x: message"); path "$" if it names none."""
     i = 0 if text.startswith("$") else text.find(": $") + 2
     if i == 1:   # no "$" path
-        if text.startswith("linux."):
-            path, _, msg = text.partition(": ")
-            return "$." + path, msg
+        if text.startswith("linux."):   # "linux.x.y: ..." or "linux.cgroupsPath '..' leaves ..."
+            end = min(k for k in (text.find(": "), text.find(" "), len(text)) if k >= 0)
+            return "$." + text[:end], text[end:].lstrip(": ")
         return "$", text
     j = text.find(": ", i)
     if j < 0:
@@ -176,8 +176,7 @@ def _semantic_checks(cfg, bundle, source):
     """create's checks in create's order, each a callable that raises."""
     from ociruntime import capabilities, hooks, init, process
     from ociruntime.namespaces import Namespaces
-    linux = cfg.get("linux") if isinstance(cfg.get("linux"), dict) else {}
-    proc = cfg.get("process") if isinstance(cfg.get("process"), dict) else {}
+    linux, proc = _dict(cfg.get("linux")), _dict(cfg.get("process"))
     state = {}
     yield lambda: _check_root(cfg, bundle, source)
 
@@ -191,27 +190,31 @@ def _semantic_checks(cfg, bundle, source):
     for fn in init.CHECKS:
         if fn is not init._check_sysctls:
             yield lambda fn=fn: fn(cfg, ns, source)
-    for key in linux.get("sysctl") or ():
+    for key in _dict(linux.get("sysctl")):
         yield lambda key=key: init.check_sysctl(key, ns, source)
     hooks_cfg = cfg.get("hooks")
     if hooks_cfg:
         yield lambda: hooks.check(hooks_cfg if isinstance(hooks_cfg, dict) else None, source)
         for kind in hooks.KINDS if isinstance(hooks_cfg, dict) else ():
-            for i, h in enumerate(hooks_cfg.get(kind) or ()):
+            for i, h in enumerate(_list(hooks_cfg.get(kind))):
                 yield lambda h=h, w=f"{source}: $.hooks.{kind}[{i}]": hooks.check_hook(h, w)
     if linux.get("netDevices"):
         from ociruntime import netdev
         yield lambda: netdev.check(cfg, source)
     where = f"{source}: $.process"
-    for i, rl in enumerate(proc.get("rlimits") or ()):
+    for i, rl in enumerate(_list(proc.get("rlimits"))):
         yield lambda rl=rl, i=i: process.rlimit_number(rl, f"{where}.rlimits[{i}]")
-    for s, names in (proc.get("capabilities") or {}).items():
-        for i, name in enumerate(names or ()):
+    for s, names in _dict(proc.get("capabilities")).items():
+        for i, name in enumerate(_list(names)):
             yield lambda name=name, w=f"{where}.capabilities.{s}[{i}]": capabilities.number(name, w)
     if cfg.get("process"):
         yield lambda: process.check_args(proc, source)
         yield lambda: process.check_cwd(proc, source)
-    yield lambda: _check_cgroups(cfg)
+    resources = _dict(linux.get("resources"))
+    for key in _list(getattr(_resources(), "GROUPS", ())):
+        if resources.get(key[0]):
+            yield lambda key=key: _check_resource(linux, *key)
+    yield lambda: _check_devices(linux)
     # Last, the whole plan, dry: mounts, devices, seccomp, masked paths,
     # the process's other fields -- whatever create checks as it builds it.
     yield lambda: _dry_plan(cfg, ns, bundle, source)
@@ -250,14 +253,35 @@ def _dry_manager():
     return DryManager
 
 
-def _check_cgroups(cfg):
-    """The cgroup placement and every resource value, as create computes
-    its writes, without making or writing anything."""
-    from ociruntime.cgroups import devices, resources
-    linux = cfg.get("linux") or {}
+def _dict(v):
+    return v if isinstance(v, dict) else {}
+
+
+def _list(v):
+    return v if isinstance(v, (list, tuple)) else ()
+
+
+def _resources():
+    from ociruntime.cgroups import resources
+    return resources
+
+
+def _check_resource(linux, key, fn):
+    """One group of linux.resources, as create computes its writes,
+    without making or writing anything: the placement (cgroupsPath) and
+    every value it checks."""
+    resources = _resources()
     mgr = _dry_manager().for_config(linux.get("cgroupsPath"), "validate")
-    res = linux.get("resources") or {}
-    resources.plan(mgr, res)
+    try:
+        fn(resources.Writes(mgr, False), linux["resources"][key], f"linux.resources.{key}")
+    except OSError:
+        pass   # it reads the container's cgroup files, which do not exist yet: checked so far
+
+
+def _check_devices(linux):
+    from ociruntime.cgroups import devices
+    _dry_manager().for_config(linux.get("cgroupsPath"), "validate")   # the placement
+    res = _dict(linux.get("resources"))
     devices.rules_for(res.get("devices"), linux.get("devices"))
 
 
