@@ -4,6 +4,7 @@ one line each with the JSON path, the message and the spec section, exits
 1 if any, and makes nothing; create's error names the same section."""
 import json
 import os
+import re
 import uuid
 
 import pytest
@@ -149,3 +150,26 @@ def test_validate_config_api(oci):
         ("$.process.rlimits[1].type", "config.md#posix-process"),
         ("$.process.cwd", "config.md#process")]
     assert str(problems[1]) == "$.process.cwd: must be an absolute path, not 'tmp' (config.md#process)"
+
+
+BROKEN = {
+    "capabilities a list": lambda c: c["process"].__setitem__("capabilities", ["CAP_X"]),
+    "linux a list": lambda c: c.__setitem__("linux", []),
+    "hooks a list": lambda c: c.__setitem__("hooks", []),
+    "a mount not an object": lambda c: c["mounts"].append(5),
+    "an rlimit not an object": lambda c: c["process"]["rlimits"].append("x"),
+    "sysctl a list": lambda c: c["linux"].__setitem__("sysctl", ["x"]),
+    "resources.memory a number": lambda c: c["linux"].__setitem__("resources", {"memory": 5}),
+    "cgroupsPath out of the hierarchy": lambda c: c["linux"].__setitem__("cgroupsPath", "../../../../x"),
+}
+
+
+@pytest.mark.parametrize("name", BROKEN)
+def test_broken_types_are_lines_not_tracebacks(oci, name):
+    """Where the schema fails, the semantic checks meet values of the wrong
+    type: still one line per error, each with a path and a section."""
+    r = oci.cmd("validate", "-b", oci.bundle(_config(BROKEN[name])))
+    assert r.returncode == 1, r.stdout
+    lines = _error_lines(r)
+    assert lines and all(": $" in l and re.search(r"\((config|config-linux)\.md(#[a-z-]+)?\)$", l)
+                         for l in lines), lines
