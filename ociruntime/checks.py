@@ -158,18 +158,20 @@ def _within(path, top):
 
 
 def _schema_problems(doc):
+    """Every schema error.  The compiled validator (create's) first: where
+    it finds none, jsonschema would not either (tests/test_schema.py) and
+    its import (most of a second) is spared; else jsonschema lists them all."""
     from ociruntime.validate import reference_errors, validate_config
     try:
-        found = reference_errors("config.schema.json", doc)
-    except OciError:   # no jsonschema: the compiled validator's first error
-        found = []
-    problems = [Problem(path, msg) for path, msg in found]
-    try:   # create uses the compiled one: never say valid where it refuses
         validate_config(doc, "")
+        return []
     except ConfigError as e:
-        if not problems:
-            problems.append(Problem(*split(str(e))))
-    return problems
+        first = Problem(*split(str(e)))
+    try:
+        problems = [Problem(path, msg) for path, msg in reference_errors("config.schema.json", doc)]
+    except OciError:   # no jsonschema: the compiled validator's first error
+        problems = []
+    return problems or [first]
 
 
 def _semantic_checks(cfg, bundle, source):
