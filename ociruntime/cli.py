@@ -46,8 +46,7 @@ commands:
   delete [-f] ID                    delete a stopped (-f: any) container
   list [--format table|json] [-q]   list containers
   spec [-b BUNDLE] [--rootless]     write a default config.json
-  validate [-b BUNDLE]              check config.json as create does: every
-                                    error, with its JSON path and spec section
+  validate [-b BUNDLE]              check config.json with jsonschema
   features                          print what this runtime implements (JSON)
   pause ID / resume ID              freeze / thaw every process of the container
   ps [--format table|json] ID [PS-ARGS...]
