@@ -217,6 +217,8 @@ def _semantic_checks(cfg, bundle, source):
         if resources.get(key[0]):
             yield lambda key=key: _check_resource(linux, *key)
     yield lambda: _check_devices(linux)
+    for i, m in enumerate(_list(cfg.get("mounts"))):   # each on its own: every bad one
+        yield lambda i=i, m=m: _check_mount(cfg, i, m, ns, bundle, source)
     # Last, the whole plan, dry: mounts, devices, seccomp, masked paths,
     # the process's other fields -- whatever create checks as it builds it.
     yield lambda: _dry_plan(cfg, ns, bundle, source)
@@ -287,20 +289,41 @@ def _check_devices(linux):
     devices.rules_for(res.get("devices"), linux.get("devices"))
 
 
+def _check_mount(cfg, i, m, ns, bundle, source):
+    """mounts[i] alone, through create's own plan_mounts."""
+    from ociruntime import mounts
+    from ociruntime.plan import Plan
+    ctx = _dry_context(cfg, ns, bundle, source)
+    if ctx is None:
+        return
+    try:
+        mounts.plan_mounts(Plan(), dict(cfg, mounts=[m]), ctx)
+    except ConfigError as e:   # it was mounts[0] there
+        raise ConfigError(str(e).replace(": $.mounts[0]", f": $.mounts[{i}]", 1)) from None
+
+
 def _dry_plan(cfg, ns, bundle, source):
+    from ociruntime import init
+    ctx = _dry_context(cfg, ns, bundle, source)
+    if ctx is not None:
+        init.build(cfg, ns, ctx)
+
+
+def _dry_context(cfg, ns, bundle, source):
+    """create's init.Context, with nothing opened: dry (mounts_extra makes
+    no idmapped tree).  None without a rootfs (_check_root said why)."""
     from ociruntime import init
     root = cfg.get("root") or {}
     if not os.path.isabs(root.get("path") or ""):
-        return   # _check_root said why
+        return None
     try:
         layout = _dry_manager().for_config((cfg.get("linux") or {}).get("cgroupsPath"),
                                            "validate").mount_layout()
     except OciError:
         layout = []
-    ctx = init.Context(
+    return init.Context(
         cgroup_tasks=[], cgroup_v2_fd=-1, seccomp_listener_fd=-1, seccomp_state={},
         rootfs=root["path"], bundle=bundle, source=source, fifo_fd=-1, first_closed_fd=3,
         no_pivot=False, userns=ns.has("user"), cgroupns="cgroup" in ns.new,
         cgroup_mounts=layout, console_fd=-1, console_proxied=False,
         state={"id": "validate"}, report_fd=-1, no_new_keyring=False, dry=True)
-    init.build(cfg, ns, ctx)

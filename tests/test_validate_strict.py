@@ -107,13 +107,16 @@ def test_plan_time_checks_and_rootfs(oci):
     paths, a sysctl) and a missing rootfs are errors of validate too."""
     cfg = busybox_config()
     cfg["mounts"].append({"destination": "/x", "type": "bind", "source": "/nonexistent-" + uuid.uuid4().hex})
+    cfg["mounts"].append({"destination": "/y", "source": "none"})   # no type, not a bind
     cfg["linux"]["sysctl"] = {"kernel.bogus": "1"}
     cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_BOGUS"}
     b = oci.bundle(cfg)
     r = oci.cmd("validate", "-b", b)
     assert r.returncode == 1
     lines = _error_lines(r)
-    assert any("$.mounts[" in l and l.endswith("(config.md#mounts)") for l in lines), lines
+    n = len(cfg["mounts"])
+    assert any(f"$.mounts[{n - 2}].source: " in l and l.endswith("(config.md#mounts)") for l in lines), lines
+    assert any(f"$.mounts[{n - 1}].type: " in l and l.endswith("(config.md#mounts)") for l in lines), lines
     assert any("$.linux.sysctl['kernel.bogus']" in l and l.endswith("(config-linux.md#sysctl)") for l in lines), lines
     assert any("$.linux.seccomp" in l and l.endswith("(config-linux.md#seccomp)") for l in lines), lines
     os.rename(b / "rootfs", b / "elsewhere")
