@@ -259,13 +259,13 @@ def cmd_delete(root, opts, pos):
 
 def cmd_list(root, opts, pos):
     import json
-    from ociruntime.state import Container
+    from ociruntime.api import Container
     states = []
-    for cid in Container.ids(root):
+    for c in Container.list(root):
         try:
-            states.append(Container.load(root, cid).oci_state())
+            states.append(c.state())
         except OciError:
-            continue   # being deleted, or corrupt: `state ID` says which
+            continue   # deleted meanwhile, or corrupt: `state ID` says which
     fmt = opts.get("format", "table")
     if opts.get("quiet"):
         print("".join(s["id"] + "\n" for s in states), end="")
@@ -287,16 +287,23 @@ def cmd_spec(root, opts, pos):
 
 
 def cmd_validate(root, opts, pos):
+    """Every check create makes (checks.py), every failure on a line of
+    its own: the file, the JSON path, what is wrong, the spec section."""
     import os
     from ociruntime import config
-    from ociruntime.validate import validate_config_reference
-    path = os.path.join(opts.get("bundle") or ".", "config.json")
+    from ociruntime.checks import config_problems
+    bundle = opts.get("bundle") or "."
+    path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as e:
         raise OciError(f"{path}: {e.strerror.lower()}") from None
-    validate_config_reference(config.parse(raw, path, validate=False), path)
+    problems = config_problems(config.parse(raw, path, validate=False), bundle, path)
+    for p in problems:
+        log.error(f"{path}: {p}")
+    if problems:
+        return 1
     print(f"{path}: valid")
 
 

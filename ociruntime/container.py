@@ -12,7 +12,7 @@ import time
 import _signal as signal
 
 from ociruntime import cgroups, log, state
-from ociruntime.errors import ContainerNotFound, ContainerNotRunning, OciError
+from ociruntime.errors import ConfigError, ContainerNotFound, ContainerNotRunning, OciError
 from ociruntime.namespaces import Namespaces
 from ociruntime.state import Container
 
@@ -43,7 +43,18 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
            no_new_keyring=False):
     """Create the container; returns its Container once the init waits.
     foreground (run without -d): a terminal without --console-socket is
-    proxied by the caller, which finds its end in c.console_ours."""
+    proxied by the caller, which finds its end in c.console_ours.
+    A config error names the spec section it breaks, as `validate` does."""
+    try:
+        return _create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
+                       foreground, systemd_cgroup, no_new_keyring)
+    except ConfigError as e:
+        from ociruntime import checks
+        raise checks.annotate(e) from None
+
+
+def _create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds, foreground,
+            systemd_cgroup, no_new_keyring):
     state.check_id(cid)
     if pid_file:
         pid_file = state.check_pid_file(pid_file)
