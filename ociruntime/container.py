@@ -40,7 +40,7 @@ def _now_rfc3339():
 
 def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
            preserve_fds=0, foreground=False, systemd_cgroup=False,
-           no_new_keyring=False):
+           no_new_keyring=False, rootless=False):
     """Create the container; returns its Container once the init waits.
     foreground (run without -d): a terminal without --console-socket is
     proxied by the caller, which finds its end in c.console_ours."""
@@ -51,6 +51,12 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
     linux = cfg.get("linux") or {}
     ns = Namespaces(linux.get("namespaces"), source)
     init.check(cfg, ns, source)
+    if rootless:
+        from ociruntime import rootless as rl
+        rl.check_config(cfg, ns, source)
+        if systemd_cgroup:
+            raise OciError("--systemd-cgroup: not supported in rootless mode yet "
+                           "(the user's own systemd is not asked): use cgroupfs")
     if cfg.get("hooks"):
         from ociruntime import hooks
         hooks.check(cfg["hooks"], source)
@@ -63,10 +69,10 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         terminal.check(proc.get("terminal"), console_socket, not foreground)
     preserve_fds += listen_fds(proc, preserve_fds)
 
-    os.makedirs(root, 0o711, exist_ok=True)
+    os.makedirs(root, 0o700 if rootless else 0o711, exist_ok=True)
     cdir = os.path.join(root, cid)
     try:
-        os.mkdir(cdir, 0o711)
+        os.mkdir(cdir, 0o700 if rootless else 0o711)
     except FileExistsError:
         raise OciError(f'container with id "{cid}" already exists') from None
     lock = state.lock_dir(cdir)
@@ -78,6 +84,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         "seccomp": linux.get("seccomp"),   # exec applies the same filter
         "process": proc,   # exec's defaults, as validated now
         "no_new_keyring": no_new_keyring,   # exec joins the container's keyring unless set
+        "rootless": rootless,
     })
     pids = []
     cg = None
@@ -90,6 +97,8 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
             else:
                 c.console_ours, console_fd = terminal.pair()
         cg = cgroups.Manager.for_config(linux.get("cgroupsPath"), cid, systemd=systemd_cgroup)
+        if rootless:   # best effort: only where we may make the directory
+            cg.drop_unwritable()
         c.data["cgroups"] = cg.paths
         if systemd_cgroup:   # delete stops the unit (cgroups/systemd.py)
             c.data["cgroups_systemd"] = cg.state()
@@ -207,6 +216,7 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, co
             first_closed_fd=first_free, no_pivot=no_pivot,
             userns=ns.has("user"), cgroupns="cgroup" in ns.new,
             cgroup_mounts=cg.mount_layout(), console_fd=console_fd,
+            rootless=bool(c.data.get("rootless")),
             console_proxied=getattr(c, "console_ours", None) is not None,
             state=c.data, report_fd=report_fd, no_new_keyring=c.data.get("no_new_keyring"),
         )
@@ -225,7 +235,7 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, co
             os.close(fd)
         init_sync = ()
         return _handshake(sync, first, cfg, cg, pids, bool(ns.joined),
-                          on_hooks=_runtime_hooks(c, hooks_cfg))
+                          on_hooks=_runtime_hooks(c, hooks_cfg), rootless=ctx.rootless)
     finally:
         for fd in (fifo_fd, *sync, *init_sync, console_fd, listener_fd, report_fd):
             if fd >= 0:
@@ -250,7 +260,7 @@ def _runtime_hooks(c, hooks_cfg):
 
 
 def _handshake(sync, first, cfg, cg, pids, via_intermediate, set_up=None, until_exec=False,
-               on_hooks=None):
+               on_hooks=None, rootless=False):
     """Serve the init's requests on sync (our end of the channel) until it
     is ready; its pid.  With an
     intermediate, the init's hello may come before the intermediate's
@@ -287,16 +297,19 @@ def _handshake(sync, first, cfg, cg, pids, via_intermediate, set_up=None, until_
             if set_up is not None:
                 set_up(init_pid)
             else:
-                _set_up_from_outside(init_pid, cfg, cg)
+                _set_up_from_outside(init_pid, cfg, cg, rootless)
             core.send(sync, core.MSG_GO, init_pid)   # the init learns its pid
             answered = True
 
 
-def _set_up_from_outside(pid, cfg, cg):
+def _set_up_from_outside(pid, cfg, cg, rootless=False):
     """What the parent does for the init: ids, time offsets, cgroups."""
     linux = cfg.get("linux") or {}
+    if rootless:   # our own id directly, more through newuidmap/newgidmap
+        from ociruntime import rootless as rl
+        rl.write_maps(pid, linux, _write_proc)
     for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
-        if linux.get(key):
+        if linux.get(key) and not rootless:
             lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux[key])
             _write_proc(pid, name, lines, f"linux.{key}")
     offsets = linux.get("timeOffsets")
@@ -519,11 +532,11 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
 
 def run(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
         preserve_fds=0, detach=False, keep=False, no_subreaper=False, systemd_cgroup=False,
-        no_new_keyring=False):
+        no_new_keyring=False, rootless=False):
     """create + start; in the foreground, wait and return the exit code."""
     if detach:
         create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
-               systemd_cgroup=systemd_cgroup, no_new_keyring=no_new_keyring)
+               systemd_cgroup=systemd_cgroup, no_new_keyring=no_new_keyring, rootless=rootless)
         start(root, cid)
         return 0
     if not no_subreaper:   # the init may be a grandchild: make it ours
@@ -532,7 +545,8 @@ def run(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     signal.pthread_sigmask(signal.SIG_BLOCK, watched)
     try:
         c = create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
-                   foreground=True, systemd_cgroup=systemd_cgroup, no_new_keyring=no_new_keyring)
+                   foreground=True, systemd_cgroup=systemd_cgroup, no_new_keyring=no_new_keyring,
+                   rootless=rootless)
         try:
             ours = getattr(c, "console_ours", None)
             if ours is not None:   # a terminal and no socket: we proxy it

@@ -192,6 +192,8 @@ class Manager:
         self.created = list(created)  # directories we made, parents first
         self._layout = layout
         self._joined_by_init = set()  # hierarchies the init joins itself
+        self.left_out = {}            # rootless: {mountpoint: why} (drop_unwritable)
+        self.rootless = False
 
     # -- placement ---------------------------------------------------------
     @classmethod
@@ -211,6 +213,31 @@ class Manager:
             if paths[mnt] == mnt.rstrip("/") or not (paths[mnt] + "/").startswith(mnt.rstrip("/") + "/"):
                 raise OciError(f"linux.cgroupsPath {cgroups_path!r} leaves the cgroup hierarchy")
         return cls(paths, layout=Layout.probe(hierarchies))
+
+    def drop_unwritable(self):
+        """Rootless: keep only the hierarchies where we may make the
+        container's directory (a delegated subtree: systemd's user@.service
+        on v2, or a cgroup given to the user).  As runc's rootless cgroupfs
+        manager: the rest is left out, and a limit that needs it is refused
+        (Writes.where); without limits the container runs without them."""
+        self.rootless = True
+        for mnt, path in list(self.paths.items()):
+            p = path
+            while p != mnt and not os.path.isdir(p):
+                p = os.path.dirname(p)
+            if p == path:   # there already: ours if we may place a process in it
+                ok = os.access(os.path.join(p, "cgroup.procs"), os.W_OK)
+            else:
+                ok = os.access(p, os.W_OK | os.X_OK)
+            if not ok:
+                del self.paths[mnt]
+                self.left_out[mnt] = (f"{p} is not writable by uid {os.geteuid()}"
+                                      " (cgroups are not delegated to this user)")
+
+    def why_missing(self, controller):
+        """Why a rootless container has no directory for controller, or None."""
+        where = self.layout.locate(controller)
+        return self.left_out.get(where[1]) if where else None
 
     @property
     def layout(self):
