@@ -12,7 +12,7 @@ import time
 import _signal as signal
 
 from ociruntime import cgroups, log, state
-from ociruntime.errors import ContainerNotRunning, OciError
+from ociruntime.errors import ContainerNotRunning, OciError, PermissionDenied
 from ociruntime.namespaces import Namespaces
 from ociruntime.state import Container
 
@@ -216,7 +216,7 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, co
             first_closed_fd=first_free, no_pivot=no_pivot,
             userns=ns.has("user"), cgroupns="cgroup" in ns.new,
             cgroup_mounts=cg.mount_layout(), console_fd=console_fd,
-            rootless=bool(c.data.get("rootless")),
+            rootless=bool(c.data.get("rootless")), netns_new="network" in ns.new,
             console_proxied=getattr(c, "console_ours", None) is not None,
             state=c.data, report_fd=report_fd, no_new_keyring=c.data.get("no_new_keyring"),
         )
@@ -408,7 +408,7 @@ def start(root, cid):
                 failure = hooks.wait_exec(report)
                 os.unlink(os.path.join(c.dir, "start.fifo"))
                 if failure:   # runtime.md 7: stop the container; delete does the rest
-                    _kill_everything(c, cgroups.Manager(c.data.get("cgroups") or {}))
+                    _kill_everything(c, cgroups.load(c.data))
                     raise OciError(failure)
                 hooks.run("poststart", hooks_cfg.get("poststart"),
                           hooks.state(c.data, "running", c.pid), warn_only=True)
@@ -441,7 +441,7 @@ def kill(root, cid, sig, all_processes=False):
     if status not in ("created", "running", "paused") and not all_processes:
         raise ContainerNotRunning("container not running")
     if all_processes:
-        cgroups.Manager(c.data.get("cgroups") or {}).kill_all(sig)
+        cgroups.load(c.data).kill_all(sig)
         return
     _signal_init(c, sig)
 
@@ -466,8 +466,8 @@ def _signal_init(c, sig):
 def delete(root, cid, force=False):
     try:
         c = Container.load(root, cid)
-    except OciError:
-        if not force:
+    except OciError as e:
+        if not force or isinstance(e, PermissionDenied):
             raise
         if not os.path.isdir(os.path.join(root, state.check_id(cid))):
             return   # runc: --force on a missing container succeeds (podman relies on it)

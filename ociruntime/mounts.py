@@ -133,6 +133,11 @@ def plan_mounts(plan, cfg, ctx):
                 plan.add("MOUNT", source, dest, "", flags, "", mprop, kind)
         elif mtype in ("cgroup", "cgroup2"):
             _plan_cgroup_mount(plan, dest, flags, ctx)
+        elif mtype == "sysfs" and getattr(ctx, "rootless", False) and not getattr(ctx, "netns_new", True):
+            # Rootless without a network namespace of its own: the kernel
+            # refuses a new sysfs, so the host's is bound, as runc does
+            # (and kept read-only and nosuid/nodev/noexec as asked).
+            plan.add("MOUNT", "/sys", dest, "", flags | MS_BIND | MS_REC, "", mprop, MOUNT_DIR)
         else:
             if not mtype:
                 raise ConfigError(f"{where}.type: a mount that is not a bind needs a type")

@@ -17,7 +17,7 @@ import errno
 import os
 
 from ociruntime import SPEC_VERSION, jsonlite
-from ociruntime.errors import ContainerNotFound, OciError
+from ociruntime.errors import ContainerNotFound, OciError, PermissionDenied
 
 DEFAULT_ROOT = "/run/ociruntime"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
@@ -55,6 +55,8 @@ def lock_dir(path):
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except PermissionError:
+        raise PermissionDenied(path) from None
     except OSError as e:
         if e.errno == errno.ELOOP:
             return None
@@ -83,6 +85,8 @@ class Container:
                 raw = f.read()
         except FileNotFoundError:
             raise ContainerNotFound(cid) from None
+        except PermissionError:
+            raise PermissionDenied(path) from None
         except OSError as e:
             raise OciError(f"{path}: {e.strerror.lower()}") from None
         try:
@@ -99,6 +103,8 @@ class Container:
             return sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)))
         except FileNotFoundError:
             return []
+        except PermissionError:
+            raise PermissionDenied(root) from None
 
     # -- fields ----------------------------------------------------------
     @property

@@ -131,7 +131,11 @@ def load(data):
     if sd:
         from ociruntime.cgroups import systemd
         return systemd.SystemdManager(paths, created, unit=sd["unit"], slice=sd["slice"])
-    return Manager(paths, created)
+    mgr = Manager(paths, created)
+    if not paths and data.get("rootless"):   # no cgroup: the init's process tree
+        mgr.init = (data.get("pid", 0), data.get("pid_start"))
+        mgr.rootless = True
+    return mgr
 
 
 def read_words(path):
@@ -194,6 +198,7 @@ class Manager:
         self._joined_by_init = set()  # hierarchies the init joins itself
         self.left_out = {}            # rootless: {mountpoint: why} (drop_unwritable)
         self.rootless = False
+        self.init = None              # (pid, start time): pids() of a container without cgroups
 
     # -- placement ---------------------------------------------------------
     @classmethod
@@ -370,7 +375,10 @@ class Manager:
 
     def pids(self):
         """Pids in the container's cgroup (the cgroup2 directory if there is
-        one, it holds them all; else the first hierarchy)."""
+        one, it holds them all; else the first hierarchy).  A rootless
+        container without cgroups: the init and its descendants."""
+        if not self.paths and self.init:
+            return _process_tree(*self.init)
         paths = list(self.paths.values())
         for path in paths:
             if os.path.exists(path + "/cgroup.kill"):
@@ -398,6 +406,9 @@ class Manager:
 
     def freeze(self):
         mod, d = self._freezer()
+        if mod is None and self.rootless:
+            raise OciError("pause: a rootless container has a freezer only where cgroups are "
+                           "delegated to its user (cgroup v2 with systemd's user@.service)")
         if mod is None:
             raise OciError("pause: this host has no freezer cgroup (v1 freezer or cgroup2 cgroup.freeze)")
         mod.freeze(d)
@@ -511,6 +522,29 @@ class Manager:
     def stats(self):
         from ociruntime.cgroups import stats
         return stats.collect(self)
+
+
+def _process_tree(pid, start_time):
+    """pid (if it is still the process that started at start_time) and
+    its descendants, from /proc/PID/task/TID/children."""
+    from ociruntime.state import process_alive
+    if not pid or not process_alive(pid, start_time):
+        return []
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open(f"/proc/{p}/task/{t}/children") as f:
+                    todo += [int(x) for x in f.read().split()]
+            except OSError:
+                pass
+    return out
 
 
 def _kill_all_in(path):

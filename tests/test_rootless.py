@@ -1,0 +1,428 @@
+"""Rootless: an ordinary user (made by the fixture: useradd, /etc/subuid
+and /etc/subgid, its own XDG_RUNTIME_DIR) runs containers directly, and
+every permission problem is one clear line.  Each test checks from
+outside (state, files, processes) and from inside (the container's
+output), and that nothing is left: no state directory, no process."""
+import json
+import os
+import shutil
+import subprocess
+import uuid
+
+import pytest
+
+from conftest import ROOTFS, RUNTIME
+from rootless_user import RootlessUser
+
+
+def _skip_reason():
+    for tool in ("useradd", "userdel", "setpriv"):
+        if not shutil.which(tool):
+            return f"{tool} is missing"
+    try:
+        with open("/proc/sys/user/max_user_namespaces") as f:
+            if int(f.read()) == 0:
+                return "user namespaces are disabled (user.max_user_namespaces = 0)"
+    except OSError:
+        pass
+    try:
+        with open("/proc/sys/kernel/unprivileged_userns_clone") as f:
+            if f.read().strip() == "0":
+                return "unprivileged user namespaces are disabled"
+    except OSError:
+        pass
+    for path in (RUNTIME, str(ROOTFS)):
+        p = os.path.dirname(path)
+        while p != "/":
+            if not os.stat(p).st_mode & 0o001:
+                return f"{p} is not traversable by other users: the test user cannot run {RUNTIME}"
+            p = os.path.dirname(p)
+    return None
+
+
+pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))
+
+
+@pytest.fixture(scope="module")
+def user():
+    u = RootlessUser.make()
+    try:
+        yield u
+    finally:
+        u.remove()
+
+
+class Rootless:
+    """ociruntime as the test user; every container made is force-deleted
+    at the end, and the test fails if its state or a process is left."""
+
+    def __init__(self, user):
+        self.user = user
+        self.ids = []
+        self.n = 0
+        self.roots = set()
+
+    def new_id(self):
+        cid = f"rl-{uuid.uuid4().hex[:8]}"
+        self.ids.append(cid)
+        return cid
+
+    def spec(self, args, **changes):
+        """`ociruntime spec --rootless`, as the user writes it, changed."""
+        r = self.user.run([RUNTIME, "spec", "--rootless", "-b", self.user.home + "/spec.tmp"],
+                          cwd="/")
+        if r.returncode != 0 and "exists" not in r.stderr:
+            os.makedirs(self.user.home + "/spec.tmp", exist_ok=True)
+            shutil.chown(self.user.home + "/spec.tmp", self.user.uid, self.user.gid)
+            r = self.user.run([RUNTIME, "spec", "--rootless", "-b", self.user.home + "/spec.tmp"])
+        assert r.returncode == 0, r.stderr
+        path = self.user.home + "/spec.tmp/config.json"
+        with open(path) as f:
+            cfg = json.load(f)
+        os.unlink(path)
+        cfg["process"]["terminal"] = False
+        cfg["process"]["args"] = list(args)
+        for key, value in changes.items():
+            cfg[key] = value
+        return cfg
+
+    def bundle(self, cfg):
+        self.n += 1
+        return self.user.bundle(f"bundle{self.n}-{uuid.uuid4().hex[:6]}", cfg, ROOTFS)
+
+    def cmd(self, *args, root=None, env=None, user=None, **kw):
+        glob = ["--root", root] if root else []
+        if root:
+            self.roots.add(root)
+        return self.user.run([RUNTIME, *glob, *args], env=env, user=user, **kw)
+
+    def ok(self, *args, **kw):
+        r = self.cmd(*args, **kw)
+        assert r.returncode == 0, f"{args}: {r.returncode}: {r.stderr}"
+        return r
+
+    def create(self, *args, **kw):
+        # stdout/stderr on files: the init inherits them (see conftest.Oci.create)
+        self.n += 1
+        out = os.path.join(self.user.home, f"create{self.n}.out")
+        with open(out, "w+") as f:
+            r = self.cmd("create", *args, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                         capture_output=False, **kw)
+            f.seek(0)
+            r.stdout = r.stderr = f.read()
+        return r
+
+    @property
+    def default_root(self):
+        return os.path.join(self.user.xdg, "ociruntime")
+
+    def cleanup(self):
+        left = []
+        for cid in self.ids:
+            for root in [None, *self.roots]:
+                self.cmd("delete", "--force", cid, root=root)
+        for root in [self.default_root, f"/tmp/ociruntime-{self.user.uid}", *self.roots]:
+            if os.path.isdir(root):
+                left += [f"state {root}/{n}" for n in os.listdir(root) if n in self.ids]
+        for pid in self.user.processes():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            left.append(f"process {pid}: {cmd}")
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+        return left
+
+
+@pytest.fixture
+def rl(user):
+    r = Rootless(user)
+    yield r
+    left = r.cleanup()
+    assert not left, f"left behind: {left}"
+
+
+def _one_line_error(r, *needles):
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+    for n in needles:
+        assert n in r.stderr, r.stderr
+
+
+# -- run, as runc does ---------------------------------------------------------------
+
+def test_spec_rootless_then_run_without_root_flag(rl):
+    """The issue's first row: `spec --rootless && run x`, no --root."""
+    b = rl.bundle(rl.spec(["sh", "-c", "id -u; id -g; cat /proc/self/uid_map"]))
+    cid = rl.new_id()
+    r = rl.cmd("run", "-b", b, cid)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split("\n")
+    assert lines[0] == "0" and lines[1] == "0", r.stdout
+    assert lines[2].split() == ["0", str(rl.user.uid), "1"], r.stdout
+    st = os.stat(rl.default_root)
+    assert st.st_uid == rl.user.uid and st.st_mode & 0o777 == 0o700
+    assert not os.path.exists(os.path.join(rl.default_root, cid))
+
+
+def test_without_xdg_runtime_dir_the_root_is_private_in_tmp(rl):
+    b = rl.bundle(rl.spec(["true"]))
+    cid = rl.new_id()
+    env = rl.user.env(XDG_RUNTIME_DIR=None)
+    r = rl.create("-b", b, cid, env=env)
+    assert r.returncode == 0, r.stdout
+    root = f"/tmp/ociruntime-{rl.user.uid}"
+    st = os.lstat(root)
+    assert st.st_uid == rl.user.uid and st.st_mode & 0o777 == 0o700
+    assert os.path.isdir(os.path.join(root, cid))
+    assert json.loads(rl.ok("state", cid, env=env).stdout)["status"] == "created"
+    rl.ok("delete", "--force", cid, env=env)
+    assert not os.path.exists(os.path.join(root, cid))
+
+
+def test_a_tmp_root_made_by_someone_else_is_refused(rl):
+    """Another user (here root) made /tmp/ociruntime-UID first: it would
+    see our state; refused, naming the directory."""
+    root = f"/tmp/ociruntime-{rl.user.uid}"
+    shutil.rmtree(root, ignore_errors=True)
+    os.mkdir(root, 0o777)
+    os.chmod(root, 0o777)
+    try:
+        b = rl.bundle(rl.spec(["true"]))
+        r = rl.cmd("run", "-b", b, rl.new_id(), env=rl.user.env(XDG_RUNTIME_DIR=None))
+        _one_line_error(r, root, "--root")
+        assert os.listdir(root) == []
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_explicit_root(rl):
+    """The issue's second row: --root ~/state, on a v1 host (no cgroups of ours)."""
+    root = os.path.join(rl.user.home, "state")
+    b = rl.bundle(rl.spec(["sh", "-c", "echo hello; ls /dev"]))
+    cid = rl.new_id()
+    r = rl.cmd("run", "-b", b, cid, root=root)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("hello\n")
+    for dev in ("null", "zero", "full", "random", "urandom", "tty", "pts", "shm"):
+        assert dev in r.stdout.split(), r.stdout
+    assert os.listdir(root) == []
+
+
+def test_devices_are_the_hosts_bound_in(rl):
+    """mknod is impossible in a user namespace: the default devices are
+    the host's, bound (they work: /dev/null swallows, /dev/zero reads)."""
+    b = rl.bundle(rl.spec(["sh", "-c", "echo x > /dev/null && head -c 4 /dev/zero | wc -c && "
+                                       "stat -c '%t:%T' /dev/null /dev/urandom"]))
+    r = rl.cmd("run", "-b", b, rl.new_id())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["4", "1:3", "1:9"], r.stdout
+
+
+def test_sysfs_is_bound_without_a_network_namespace(rl):
+    """runc's rootless spec binds /sys (sysfs cannot be mounted without a
+    network namespace of our own); a `sysfs` mount there is bound too."""
+    cfg = rl.spec(["sh", "-c", "ls /sys/kernel >/dev/null && grep ' /sys ' /proc/self/mountinfo"])
+    for m in cfg["mounts"]:
+        if m["destination"] == "/sys":
+            m.update(type="sysfs", source="sysfs", options=["nosuid", "noexec", "nodev", "ro"])
+    r = rl.cmd("run", "-b", rl.bundle(cfg), rl.new_id())
+    assert r.returncode == 0, r.stderr
+    assert " ro," in r.stdout or " ro " in r.stdout, r.stdout
+
+
+def test_sysfs_is_mounted_with_a_network_namespace(rl):
+    cfg = rl.spec(["sh", "-c", "grep ' /sys ' /proc/self/mountinfo; ip link 2>/dev/null | grep -c lo"])
+    cfg["linux"]["namespaces"].append({"type": "network"})
+    for m in cfg["mounts"]:
+        if m["destination"] == "/sys":
+            m.update(type="sysfs", source="sysfs", options=["nosuid", "noexec", "nodev", "ro"])
+    r = rl.cmd("run", "-b", rl.bundle(cfg), rl.new_id())
+    assert r.returncode == 0, r.stderr
+    assert " - sysfs " in r.stdout, r.stdout
+
+
+# -- cgroups: best effort --------------------------------------------------------------
+
+@pytest.mark.parametrize("resources,field", [
+    ({"memory": {"limit": 64 << 20}}, "linux.resources.memory: cannot set the memory limit"),
+    ({"pids": {"limit": 50}}, "linux.resources.pids: cannot set the pids limit"),
+    ({"cpu": {"shares": 512}}, "linux.resources.cpu: cannot set the cpu limit"),
+])
+def test_a_limit_without_delegated_cgroups_is_refused(rl, resources, field):
+    """On this v1 host nothing is delegated: a limit cannot be kept, and is
+    refused naming it (runc: "cannot set memory limit: container could
+    not join or create cgroup")."""
+    cfg = rl.spec(["true"])
+    cfg["linux"]["resources"] = resources
+    cid = rl.new_id()
+    r = rl.cmd("run", "-b", rl.bundle(cfg), cid)
+    _one_line_error(r, field, "rootless", "not writable")
+    assert not os.path.exists(os.path.join(rl.default_root, cid))
+
+
+def test_device_rules_alone_do_not_need_cgroups(rl):
+    """runc's rootless ignores device rules (runc spec writes deny-all for root)."""
+    cfg = rl.spec(["true"])
+    cfg["linux"]["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
+    r = rl.cmd("run", "-b", rl.bundle(cfg), rl.new_id())
+    assert r.returncode == 0, r.stderr
+
+
+def test_systemd_cgroup_is_refused_clearly(rl):
+    r = rl.cmd("--systemd-cgroup", "run", "-b", rl.bundle(rl.spec(["true"])), rl.new_id())
+    _one_line_error(r)
+    assert "systemd" in r.stderr
+
+
+# -- user namespace --------------------------------------------------------------------
+
+def _subid_maps(u):
+    return ([{"containerID": 0, "hostID": u.uid, "size": 1},
+             {"containerID": 1, "hostID": u.subid, "size": 65536}],
+            [{"containerID": 0, "hostID": u.gid, "size": 1},
+             {"containerID": 1, "hostID": u.subid, "size": 65536}])
+
+
+def test_several_ranges_go_through_newuidmap(rl):
+    if not shutil.which("newuidmap") or not shutil.which("newgidmap"):
+        pytest.skip("newuidmap/newgidmap (package uidmap) are not installed")
+    cfg = rl.spec(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; id -G; "
+                               "cat /proc/self/setgroups"])
+    cfg["linux"]["uidMappings"], cfg["linux"]["gidMappings"] = _subid_maps(rl.user)
+    cfg["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [1001, 1002]}
+    r = rl.cmd("run", "-b", rl.bundle(cfg), rl.new_id())
+    assert r.returncode == 0, r.stderr
+    lines = [l.split() for l in r.stdout.strip().splitlines()]
+    sub = str(rl.user.subid)
+    assert lines[0] == ["0", str(rl.user.uid), "1"] and lines[1] == ["1", sub, "65536"], r.stdout
+    assert lines[2] == ["0", str(rl.user.gid), "1"] and lines[3] == ["1", sub, "65536"], r.stdout
+    assert lines[4] == ["1000"] and lines[5] == ["1000", "1001", "1002"], r.stdout
+    assert lines[6] == ["allow"], r.stdout
+
+
+def test_ranges_outside_subuid_are_refused_by_newuidmap(rl):
+    cfg = rl.spec(["true"])
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": rl.user.uid, "size": 1},
+                                   {"containerID": 1, "hostID": 1, "size": 100}]
+    cid = rl.new_id()
+    r = rl.cmd("run", "-b", rl.bundle(cfg), cid)
+    _one_line_error(r, "linux.uidMappings", "newuidmap", "/etc/subuid")
+    assert not os.path.exists(os.path.join(rl.default_root, cid))
+
+
+def test_additional_gids_need_more_than_the_own_gid(rl):
+    cfg = rl.spec(["true"])
+    cfg["process"]["user"] = {"uid": 0, "gid": 0, "additionalGids": [5]}
+    r = rl.cmd("run", "-b", rl.bundle(cfg), rl.new_id())
+    _one_line_error(r, "process.user.additionalGids", "setgroups")
+
+
+def test_no_user_namespace_is_refused(rl):
+    cfg = rl.spec(["true"])
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "user"]
+    del cfg["linux"]["uidMappings"], cfg["linux"]["gidMappings"]
+    r = rl.cmd("run", "-b", rl.bundle(cfg), rl.new_id())
+    _one_line_error(r, "linux.namespaces", "user namespace")
+
+
+# -- the other commands, for the owner and for others ---------------------------------------
+
+def test_lifecycle_for_the_owner(rl):
+    cfg = rl.spec(["sleep", "300"])
+    cid = rl.new_id()
+    r = rl.create("-b", rl.bundle(cfg), cid)
+    assert r.returncode == 0, r.stdout
+    assert json.loads(rl.ok("state", cid).stdout)["status"] == "created"
+    rl.ok("start", cid)
+    st = json.loads(rl.ok("state", cid).stdout)
+    assert st["status"] == "running"
+    assert os.stat(f"/proc/{st['pid']}").st_uid == rl.user.uid
+    assert rl.ok("exec", cid, "sh", "-c", "echo in; id -u").stdout == "in\n0\n"
+    ps = rl.ok("ps", "--format", "json", cid).stdout
+    assert st["pid"] in json.loads(ps), ps
+    assert "sleep" in rl.ok("ps", cid).stdout
+    stats = json.loads(rl.ok("events", "--stats", cid).stdout)
+    assert stats["type"] == "stats"
+    listed = rl.ok("list", "-q").stdout.split()
+    assert cid in listed
+    r = rl.cmd("pause", cid)   # no freezer delegated on this v1 host
+    _one_line_error(r, "pause", "freezer")
+    assert json.loads(rl.ok("state", cid).stdout)["status"] == "running"
+    rl.ok("kill", cid, "KILL")
+    for _ in range(200):
+        if json.loads(rl.ok("state", cid).stdout)["status"] == "stopped":
+            break
+        import time
+        time.sleep(0.02)
+    rl.ok("delete", cid)
+    assert not os.path.exists(os.path.join(rl.default_root, cid))
+
+
+def test_other_users_are_refused(rl):
+    """nobody runs every command against the owner's root: refused with a
+    line naming the path, and the container is untouched."""
+    root = rl.default_root
+    cid = rl.new_id()
+    assert rl.create("-b", rl.bundle(rl.spec(["sleep", "300"])), cid).returncode == 0
+    nobody = dict(rl.user.env(XDG_RUNTIME_DIR=None), HOME="/")
+    for args in (["state", cid], ["start", cid], ["kill", cid], ["delete", "-f", cid],
+                 ["exec", cid, "true"], ["ps", cid], ["pause", cid], ["resume", cid],
+                 ["events", "--stats", cid], ["update", "--pids-limit", "5", cid], ["list"]):
+        r = rl.cmd(*args, root=root, env=nobody, user="nobody", cwd="/")
+        assert r.returncode in (1, 255), (args, r.returncode, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+        assert "permission denied" in r.stderr and root in r.stderr, (args, r.stderr)
+        assert "internal error" not in r.stderr, (args, r.stderr)
+    rl.roots.discard(root)
+    assert json.loads(rl.ok("state", cid).stdout)["status"] == "created"
+    rl.ok("delete", "-f", cid)
+
+
+def test_every_command_against_a_root_owned_state_dir(rl, oci):
+    """The issue's item 3: a user runs every command against root's state
+    (a container root made): one line naming the path and what to do."""
+    cid = oci.new_id()
+    b = oci.bundle(args=["sleep", "300"])
+    assert oci.create("-b", b, cid).returncode == 0
+    os.chmod(oci.root, 0o700)
+    ucid = "rl-" + uuid.uuid4().hex[:8]
+    ub = rl.bundle(rl.spec(["true"]))
+    for args in (["state", cid], ["start", cid], ["kill", cid], ["kill", "--all", cid, "9"],
+                 ["delete", cid], ["delete", "-f", cid], ["exec", cid, "true"], ["ps", cid],
+                 ["pause", cid], ["resume", cid], ["events", "--stats", cid],
+                 ["update", "--pids-limit", "5", cid], ["list"],
+                 ["create", "-b", ub, ucid], ["run", "-b", ub, ucid]):
+        r = rl.cmd(*args, root=oci.root, cwd="/")
+        assert r.returncode in (1, 255), (args, r.returncode, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+        assert "permission denied" in r.stderr and oci.root in r.stderr, (args, r.stderr)
+        assert "--root" in r.stderr, (args, r.stderr)
+        assert "internal error" not in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+    rl.roots.discard(oci.root)
+    assert oci.state(cid)["status"] == "created"
+
+
+def test_rootless_false_as_a_user_fails_clearly(rl):
+    """--rootless false: the root's defaults, which a user may not use."""
+    r = rl.cmd("--rootless", "false", "run", "-b", rl.bundle(rl.spec(["true"])), rl.new_id())
+    _one_line_error(r, "permission denied", "/run/ociruntime")
+
+
+def test_bad_rootless_value(rl):
+    r = rl.cmd("--rootless", "maybe", "list")
+    _one_line_error(r, "--rootless", "maybe")
+
+
+def test_terminal_through_the_foreground_proxy(rl):
+    cfg = rl.spec(["sh", "-c", "tty; test -t 0 && echo isatty"])
+    cfg["process"]["terminal"] = True
+    r = rl.cmd("run", "-b", rl.bundle(cfg), rl.new_id(), stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert "/dev/pts/0" in r.stdout and "isatty" in r.stdout, r.stdout
