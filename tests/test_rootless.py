@@ -426,3 +426,37 @@ def test_terminal_through_the_foreground_proxy(rl):
     r = rl.cmd("run", "-b", rl.bundle(cfg), rl.new_id(), stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
     assert "/dev/pts/0" in r.stdout and "isatty" in r.stdout, r.stdout
+
+
+def test_the_front_end_finds_the_rootless_root(rl):
+    """state/start/kill/delete without --root are answered in C
+    (csrc/frontend.c) from the same default root as Python's: a copy of
+    the front end whose python3 only says it was called must not be."""
+    d = os.path.join(rl.user.home, "front")
+    os.mkdir(d)
+    shutil.copy(RUNTIME, os.path.join(d, "ociruntime"))
+    with open(os.path.join(d, "python3"), "w") as f:
+        f.write("#!/bin/sh\necho fell back to python >&2\nexit 99\n")
+    os.chmod(os.path.join(d, "python3"), 0o755)
+    subprocess.run(["chown", "-R", f"{rl.user.uid}:{rl.user.gid}", d], check=True)
+    front = os.path.join(d, "ociruntime")
+    cid = rl.new_id()
+    assert rl.create("-b", rl.bundle(rl.spec(["sleep", "300"])), cid).returncode == 0
+    fast = rl.user.run([front, "state", cid])
+    assert fast.returncode == 0, fast.stderr
+    assert fast.stdout == rl.ok("state", cid, env=rl.user.env(OCIRUNTIME_NO_FAST="1")).stdout
+    for args in (["start", cid], ["kill", cid, "KILL"]):
+        r = rl.user.run([front, *args])
+        assert r.returncode == 0, (args, r.stderr)
+    for _ in range(200):
+        if json.loads(rl.user.run([front, "state", cid]).stdout)["status"] == "stopped":
+            break
+        import time
+        time.sleep(0.02)
+    r = rl.user.run([front, "delete", cid])
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(os.path.join(rl.default_root, cid))
+    # Without XDG_RUNTIME_DIR and no /tmp root yet: Python's to make.
+    shutil.rmtree(f"/tmp/ociruntime-{rl.user.uid}", ignore_errors=True)
+    r = rl.user.run([front, "state", cid], env=rl.user.env(XDG_RUNTIME_DIR=None))
+    assert r.returncode == 99 and "fell back" in r.stderr
