@@ -214,7 +214,8 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, co
             seccomp_state={"id": c.id, "bundle": bundle, "annotations": cfg.get("annotations") or {}},
             rootfs=cfg["root"]["path"], bundle=bundle, source=source, fifo_fd=fifo_fd,
             first_closed_fd=first_free, no_pivot=no_pivot,
-            userns=ns.has("user"), cgroupns="cgroup" in ns.new,
+            # rootless: in a user namespace already (rootless podman runs us as its root)
+            userns=ns.has("user") or bool(c.data.get("rootless")), cgroupns="cgroup" in ns.new,
             cgroup_mounts=cg.mount_layout(), console_fd=console_fd,
             rootless=bool(c.data.get("rootless")), netns_new="network" in ns.new,
             console_proxied=getattr(c, "console_ours", None) is not None,
