@@ -460,3 +460,93 @@ def test_the_front_end_finds_the_rootless_root(rl):
     shutil.rmtree(f"/tmp/ociruntime-{rl.user.uid}", ignore_errors=True)
     r = rl.user.run([front, "state", cid], env=rl.user.env(XDG_RUNTIME_DIR=None))
     assert r.returncode == 99 and "fell back" in r.stderr
+
+
+# -- delegated cgroups: limits are applied ------------------------------------------------
+
+@pytest.fixture
+def delegated(user):
+    """Cgroups of our own (at the top of the memory and freezer v1
+    hierarchies, and of cgroup2 where it is mounted) given to the user,
+    as systemd's user@.service delegation gives one; removed at the end."""
+    made = []
+    for top in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/freezer", "/sys/fs/cgroup/unified",
+                "/sys/fs/cgroup"):
+        if not os.path.isdir(top) or (top == "/sys/fs/cgroup" and made):
+            continue
+        if top == "/sys/fs/cgroup" and not os.path.exists(top + "/cgroup.controllers"):
+            continue   # not a pure v2 host
+        d = f"{top}/ocirl-{uuid.uuid4().hex[:8]}"
+        os.mkdir(d)
+        made.append(d)
+        subprocess.run(["chown", "-R", f"{user.uid}:{user.gid}", d], check=True)
+    if not any("memory" in d or os.path.exists(d + "/cgroup.controllers") for d in made):
+        pytest.skip("no memory cgroup to delegate")
+    yield made
+    import time
+    for d in made:
+        subdirs = sorted((t for t, _, _ in os.walk(d)), key=len, reverse=True)
+        for _ in range(100):   # a failed test may have left processes in them
+            for sub in subdirs:
+                try:
+                    with open(sub + "/cgroup.procs") as f:
+                        for pid in f.read().split():
+                            os.kill(int(pid), 9)
+                except OSError:
+                    pass
+                try:
+                    os.rmdir(sub)
+                except OSError:
+                    pass
+            if not os.path.exists(d):
+                break
+            time.sleep(0.05)
+        assert not os.path.exists(d), f"cannot remove {d}"
+
+
+def _in_cgroups(rl, dirs, args, **kw):
+    """Run args as the user from inside dirs: the process waits on stdin
+    until root has moved it (a user cannot move itself out of root's cgroup)."""
+    env = [f"{k}={v}" for k, v in rl.user.env().items()]
+    # stdout and stderr on a file: a detached container inherits them
+    with open(os.path.join(rl.user.home, "in_cgroups.out"), "w+") as out:
+        p = subprocess.Popen(rl.user.argv(["env", "-i", *env, "sh", "-c", 'read x; exec "$@"', "sh",
+                                           RUNTIME, *args]),
+                             stdin=subprocess.PIPE, stdout=out, stderr=out,
+                             text=True, cwd=rl.user.home, **kw)
+        for d in dirs:
+            with open(d + "/cgroup.procs", "w") as f:
+                f.write(str(p.pid))
+        p.communicate("\n", timeout=120)
+        out.seek(0)
+        text = out.read()
+    return subprocess.CompletedProcess(p.args, p.returncode, text, text)
+
+
+def test_delegated_cgroups_get_the_limits(rl, delegated):
+    """Where a cgroup is the user's (v1 memory here, or v2's subtree), the
+    container's cgroup is made below it and the limit is applied; the
+    hierarchies that are not delegated are left out.  The freezer, once
+    delegated, pauses."""
+    cfg = rl.spec(["sh", "-c", "cat /proc/self/cgroup; sleep 300"])
+    cfg["linux"]["resources"] = {"memory": {"limit": 48 << 20}}
+    cid = rl.new_id()
+    r = _in_cgroups(rl, delegated, ["run", "-d", "-b", rl.bundle(cfg), cid])
+    assert r.returncode == 0, r.stderr
+    mem = next(d for d in delegated if "/memory/" in d or os.path.exists(d + "/memory.max"))
+    inner = os.path.join(mem, cid)
+    limit = "memory.limit_in_bytes" if "/memory/" in mem else "memory.max"
+    with open(os.path.join(inner, limit)) as f:
+        assert int(f.read()) == 48 << 20
+    pid = json.loads(rl.ok("state", cid).stdout)["pid"]
+    with open(os.path.join(inner, "cgroup.procs")) as f:
+        assert str(pid) in f.read().split()
+    assert pid in json.loads(rl.ok("ps", "--format", "json", cid).stdout)
+    if any("/freezer/" in d for d in delegated):
+        rl.ok("pause", cid)
+        assert json.loads(rl.ok("state", cid).stdout)["status"] == "paused"
+        rl.ok("resume", cid)
+        assert json.loads(rl.ok("state", cid).stdout)["status"] == "running"
+    rl.ok("delete", "--force", cid)
+    for d in delegated:
+        assert not os.path.exists(os.path.join(d, cid)), d
