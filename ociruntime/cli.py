@@ -309,12 +309,27 @@ def cmd_list(root, opts, pos):
         print(json.dumps(states))
     elif fmt == "table":
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
-        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], "root") for s in states]
+        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], _owner(root, s["id"]))
+                 for s in states]
         widths = [max(len(r[i]) for r in rows) for i in range(6)]
         for r in rows:
             print("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
     else:
         raise UsageError(f"--format: {fmt!r} is not table or json")
+
+
+def _owner(root, cid):
+    """The user who owns the container's state, as runc's list shows it."""
+    import os
+    import pwd
+    try:
+        uid = os.stat(os.path.join(root, cid)).st_uid
+    except OSError:
+        return "?"
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"#{uid}"
 
 
 def cmd_spec(root, opts, pos):

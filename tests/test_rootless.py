@@ -352,6 +352,10 @@ def test_lifecycle_for_the_owner(rl):
     assert stats["type"] == "stats"
     listed = rl.ok("list", "-q").stdout.split()
     assert cid in listed
+    row = next(l for l in rl.ok("list").stdout.splitlines() if l.startswith(cid + " "))
+    assert row.split()[-1] == rl.user.name   # OWNER, as runc shows it
+    r = rl.cmd("update", "--memory", "1000000", cid)
+    _one_line_error(r, "linux.resources.memory", "rootless", "not delegated")
     r = rl.cmd("pause", cid)   # no freezer delegated on this v1 host
     _one_line_error(r, "pause", "freezer")
     assert json.loads(rl.ok("state", cid).stdout)["status"] == "running"
@@ -550,3 +554,13 @@ def test_delegated_cgroups_get_the_limits(rl, delegated):
     rl.ok("delete", "--force", cid)
     for d in delegated:
         assert not os.path.exists(os.path.join(d, cid)), d
+
+
+def test_features_report_rootless(rl):
+    """`features` says rootless works, and a user gets the same answer."""
+    r = rl.ok("features")
+    ann = json.loads(r.stdout)["annotations"]
+    assert ann["org.ociruntime.rootless.enabled"] == "true"
+    assert ann["org.ociruntime.rootless.cgroups"] == "delegated-only"
+    assert json.loads(subprocess.run([RUNTIME, "features"], capture_output=True, text=True,
+                                     check=True).stdout)["annotations"] == ann

@@ -132,9 +132,10 @@ def load(data):
         from ociruntime.cgroups import systemd
         return systemd.SystemdManager(paths, created, unit=sd["unit"], slice=sd["slice"])
     mgr = Manager(paths, created)
-    if not paths and data.get("rootless"):   # no cgroup: the init's process tree
-        mgr.init = (data.get("pid", 0), data.get("pid_start"))
+    if data.get("rootless"):
         mgr.rootless = True
+        if not paths:   # no cgroup: the init's process tree
+            mgr.init = (data.get("pid", 0), data.get("pid_start"))
     return mgr
 
 
@@ -242,7 +243,13 @@ class Manager:
     def why_missing(self, controller):
         """Why a rootless container has no directory for controller, or None."""
         where = self.layout.locate(controller)
-        return self.left_out.get(where[1]) if where else None
+        if not where or where[1] in self.paths:
+            return None
+        if where[1] in self.left_out:
+            return self.left_out[where[1]]
+        if self.rootless:   # rebuilt from the state (update)
+            return "it has no such cgroup (cgroups were not delegated to this user at create)"
+        return None
 
     @property
     def layout(self):
