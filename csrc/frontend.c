@@ -105,8 +105,9 @@ struct fast {
     int start_ok, delete_ok;
     const char *freezer;                 /* v1 freezer.state, or NULL */
     const char *freeze2[MAX_PATHS];      /* cgroup.freeze candidates */
-    const char *rmdir[MAX_PATHS];        /* cgroup dirs, deepest first */
-    int n_freeze2, n_rmdir;
+    const char *rmdir[MAX_PATHS];        /* its own cgroup dirs */
+    const char *rmparent[MAX_PATHS];     /* parents create made, deepest first */
+    int n_freeze2, n_rmdir, n_rmparent;
     struct blob head, mid, tail;         /* the state JSON around pid, status */
     struct blob state_json;              /* state.json as create saved it */
 };
@@ -176,11 +177,64 @@ static int parse_fast(char *buf, size_t len, struct fast *f)
             f->freeze2[f->n_freeze2++] = val;
         else if (!strcmp(p, "rmdir") && f->n_rmdir < MAX_PATHS)
             f->rmdir[f->n_rmdir++] = val;
+        else if (!strcmp(p, "rmparent") && f->n_rmparent < MAX_PATHS)
+            f->rmparent[f->n_rmparent++] = val;
         else
             return -1;   /* a line we do not know: Python does */
         p = nl + 1;
     }
     return have == 15 && f->pid > 0 ? 0 : -1;
+}
+
+/* The integer of top-level key in the compact JSON of b, or -1. */
+static long long json_int(const struct blob *b, const char *key)
+{
+    char pat[64];
+    int n = snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = b->p, *end = b->p + b->len;
+    while ((p = memmem(p, (size_t)(end - p), pat, (size_t)n)) != NULL) {
+        if (p > b->p && (p[-1] == '{' || p[-1] == ',') && p + n < end && p[n] >= '0' && p[n] <= '9')
+            return strtoll(p + n, NULL, 10);
+        p += n;
+    }
+    return -1;
+}
+
+/* Does b hold the JSON string "path" (a path needing no escapes)? */
+static int json_has_path(const struct blob *b, const char *path)
+{
+    char quoted[PATH_MAX + 2];
+    int n = snprintf(quoted, sizeof quoted, "\"%s\"", path);
+    return n > 0 && (size_t)n < sizeof quoted && memmem(b->p, b->len, quoted, (size_t)n) != NULL;
+}
+
+/* Is the top-level "id" of the compact JSON b the string id (an id
+ * needs no escapes)? */
+static int json_id_is(const struct blob *b, const char *id)
+{
+    char pat[1100];
+    for (const char *lead = "{,"; *lead; lead++) {
+        int n = snprintf(pat, sizeof pat, "%c\"id\":\"%s\"", *lead, id);
+        if (n > 0 && (size_t)n < sizeof pat && memmem(b->p, b->len, pat, (size_t)n))
+            return 1;
+    }
+    return 0;
+}
+
+/* The fast file's own lines must say what its copy of state.json says,
+ * and that copy must be this container's: one damaged file is never
+ * acted on (a wrong pid, a directory that is not the container's, the
+ * files of another container); Python judges from state.json. */
+static int agrees(const struct fast *f, const char *id)
+{
+    if (!json_id_is(&f->state_json, id))
+        return 0;
+    if (json_int(&f->state_json, "pid") != f->pid || json_int(&f->state_json, "pid_start") != f->start)
+        return 0;
+    for (int i = 0; i < f->n_rmdir; i++)
+        if (!json_has_path(&f->state_json, f->rmdir[i]))
+            return 0;
+    return 1;
 }
 
 /* -- status: state.py's Container.status ----------------------------------- */
@@ -237,13 +291,16 @@ static int frozen(const struct fast *f)
     return 0;
 }
 
+/* Paused before created: a created container can be paused (runc). */
 static const char *status_of(int dfd, const struct fast *f)
 {
     if (!process_alive(f->pid, f->start))
         return "stopped";
+    if (frozen(f))
+        return "paused";
     if (faccessat(dfd, "exec.fifo", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
         return "created";
-    return frozen(f) ? "paused" : "running";
+    return "running";
 }
 
 /* -- the commands ------------------------------------------------------------ */
@@ -257,7 +314,7 @@ struct container {
 static int valid_id(const char *id)
 {
     size_t n = strlen(id);
-    if (n == 0 || n > 1024 || !strcmp(id, ".") || !strcmp(id, ".."))
+    if (n == 0 || n > 238 || !strcmp(id, ".") || !strcmp(id, ".."))   /* MAX_ID_LENGTH */
         return 0;
     return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.") == n;
 }
@@ -284,7 +341,8 @@ static void load(const char *root, const char *id, int lock, struct container *c
         run_python();
     /* state.json changed since (damaged, rewritten): Python's to judge. */
     char *saved = read_file_at(c->dfd, "state.json", &len);
-    if (!saved || len != c->f.state_json.len || memcmp(saved, c->f.state_json.p, len) != 0)
+    if (!saved || len != c->f.state_json.len || memcmp(saved, c->f.state_json.p, len) != 0
+        || !agrees(&c->f, id))
         run_python();
     free(saved);
 }
@@ -339,8 +397,9 @@ static const struct { const char *name; int num; } SIGNALS[] = {
 static int parse_signal(const char *text)
 {
     size_t n = strlen(text);
+    /* Above 64 (_NSIG - 1) Python says why: the kernel would say EINVAL. */
     if (n > 0 && n < 4 && strspn(text, "0123456789") == n)
-        return atoi(text);
+        return atoi(text) < _NSIG ? atoi(text) : -1;
     if (!strncasecmp(text, "SIG", 3))
         text += 3;
     for (size_t i = 0; i < sizeof SIGNALS / sizeof *SIGNALS; i++)
@@ -350,7 +409,8 @@ static int parse_signal(const char *text)
 }
 
 /* container.kill without --all: through a pidfd checked against the
- * start time, so a reused pid is never hit. */
+ * start time, so a reused pid is never hit.  SIGKILL to a paused
+ * container is Python's: the freezer must be thawed after it. */
 static int cmd_kill(const char *root, const char *id, const char *sigtext)
 {
     int sig = sigtext ? parse_signal(sigtext) : SIGTERM;
@@ -358,6 +418,8 @@ static int cmd_kill(const char *root, const char *id, const char *sigtext)
         run_python();
     struct container c;
     load(root, id, 0, &c);
+    if (sig == SIGKILL && frozen(&c.f))
+        run_python();
     int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)c.f.pid, 0);
     if (pidfd < 0)
         run_python();
@@ -396,9 +458,10 @@ static void remove_tree_at(int dfd)
     closedir(d);
 }
 
-/* container.delete of a stopped container: its cgroup directories, then
- * its state directory.  A busy cgroup (a process left behind, with no pid
- * namespace to end it) is Python's to kill. */
+/* container.delete of a stopped container: its cgroup directories, the
+ * parents create made if they are empty now (never more: a sibling may
+ * use one), then its state directory.  A busy cgroup of its own (a
+ * process left behind, child cgroups) is Python's to kill and remove. */
 static int cmd_delete(const char *root, const char *id)
 {
     struct container c;
@@ -408,10 +471,13 @@ static int cmd_delete(const char *root, const char *id)
     for (int i = 0; i < c.f.n_rmdir; i++)
         if (rmdir(c.f.rmdir[i]) < 0 && errno != ENOENT)
             run_python();
+    for (int i = 0; i < c.f.n_rmparent; i++)
+        rmdir(c.f.rmparent[i]);   /* EBUSY: in use; ENOENT: gone */
     remove_tree_at(c.dfd);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", root, id);
-    rmdir(path);
+    if (rmdir(path) < 0 && errno != ENOENT)
+        run_python();   /* a read-only --root, say: Python says why */
     return 0;
 }
 
@@ -462,6 +528,17 @@ static const char *default_root(const char *rootless)
     return root;
 }
 
+/* Can --log's file be opened (and made) for appending, as runc and
+ * Python open it before doing anything? */
+static int log_opens(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return 1;
+}
+
 /* Is arg the flag name (-name, --name, or either with =value)? */
 static int is_flag(const char *arg, const char *name, const char **value)
 {
@@ -485,7 +562,8 @@ int main(int argc, char **argv)
     const char *root = NULL, *rootless = NULL, *value;
     int i = 1;
     /* The global flags that change nothing here (--log: only errors and
-     * debug lines are logged, and both are Python's). */
+     * debug lines are logged, and both are Python's; but a log that cannot
+     * be opened is an error, Python's to report). */
     for (; i < argc && argv[i][0] == '-'; i++) {
         static const char *const with_value[] = {"root", "log", "log-format", "rootless", "criu"};
         size_t k, n = sizeof with_value / sizeof *with_value;
@@ -498,6 +576,8 @@ int main(int argc, char **argv)
                 root = value;
             else if (k == 3)
                 rootless = value;
+            else if (k == 1 && !log_opens(value))
+                run_python();   /* Python fails the command, naming the file */
             else if (k == 2 && strcmp(value, "text") && strcmp(value, "json"))
                 run_python();
         } else if (!is_flag(argv[i], "systemd-cgroup", &value)) {

@@ -16,10 +16,11 @@ void do_hook(struct init_ctx *c, struct step *s)
     const char *kind = s->args[0].str, *path = s->args[2].str;
     int index = (int)s->args[1].num, timeout = (int)s->args[3].num;
     uint32_t argc = (uint32_t)s->args[6].num;
-    if (7 + argc + 1 > s->argc)
+    if (7 + (uint64_t)argc + 1 > s->argc)
         die_errno(c, EINVAL, "plan: bad hook step");
     int64_t envc = s->args[7 + argc].num;
-    if ((envc >= 0 && 8 + argc + (uint64_t)envc != s->argc) || (envc < 0 && 8 + argc != s->argc))
+    if ((envc >= 0 && 8 + (uint64_t)argc + (uint64_t)envc != s->argc)
+        || (envc < 0 && 8 + (uint64_t)argc != s->argc))
         die_errno(c, EINVAL, "plan: bad hook step");
     char **argv = calloc(argc + 2, sizeof *argv);
     char **envp = envc >= 0 ? calloc((size_t)envc + 1, sizeof *envp) : NULL;

@@ -1,5 +1,6 @@
 /* Decoding a plan and running its steps in the container init. */
 #include "internal.h"
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -28,7 +29,7 @@ static const uint32_t min_args[OP__COUNT] = {
     [OP_SECCOMP_LOAD] = 1,
     [OP_HOOK] = 8, [OP_REPORT_FD] = 1, [OP_MOUNT_SETATTR] = 4, [OP_MOVE_MOUNT] = 3,
     [OP_SCHED] = 7, [OP_IOPRIO] = 1, [OP_PERSONALITY] = 1, [OP_MEMPOLICY] = 2,
-    [OP_AFFINITY] = 1, [OP_SESSION_KEYRING] = 1,
+    [OP_AFFINITY] = 1, [OP_SESSION_KEYRING] = 1, [OP_OPEN_SOURCE] = 1, [OP_CHROOT] = 1,
 };
 
 static int read_u32(const uint8_t **p, const uint8_t *end, uint32_t *v)
@@ -54,7 +55,11 @@ int decode_plan(const uint8_t *buf, size_t len, struct step **out, size_t *n_out
         struct step s;
         if (read_u32(&p, end, &s.op) || read_u32(&p, end, &s.argc))
             goto bad;
-        if (s.op == 0 || s.op >= OP__COUNT || s.argc > MAX_ARGS || s.argc < min_args[s.op])
+        /* No fixed limit (an exec of 20000 args and env entries is one
+         * step); an argument takes at least 9 bytes, so argc is bounded by
+         * what is left of the plan before anything is allocated for it. */
+        if (s.op == 0 || s.op >= OP__COUNT || s.argc > (size_t)(end - p) / 9
+            || s.argc < min_args[s.op])
             goto bad;
         s.args = calloc(s.argc ? s.argc : 1, sizeof *s.args);
         if (!s.args)
@@ -151,6 +156,32 @@ static void join_cgroups(struct init_ctx *c, struct step *s)
             die(c, "join cgroup %s", str_arg(c, s, a + 1));
         close(fd);
     }
+}
+
+/* Anything the runtime left open must not reach the process
+ * (CVE-2024-21626): every fd from `first` up is made close-on-exec.
+ * Done before the seccomp filter, and with the classic calls where
+ * close_range is missing (before 5.11) or refused by a filter around us. */
+static void cloexec_from(struct init_ctx *c, int first)
+{
+    if (syscall(SYS_close_range, (unsigned)first, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+        return;
+    if (errno != ENOSYS && errno != EPERM && errno != EINVAL)
+        die(c, "close_range from fd %d", first);
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        die(c, "mark fds from %d close-on-exec: open /proc/self/fd", first);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end || end == e->d_name || fd < first || fd == dirfd(d))
+            continue;
+        int flags = fcntl((int)fd, F_GETFD);
+        if (flags >= 0 && fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC) < 0)
+            die(c, "mark fd %ld close-on-exec", fd);
+    }
+    closedir(d);
 }
 
 #define S(i) str_arg(c, s, (i))
@@ -257,12 +288,7 @@ void run_plan(struct init_ctx *c, struct step *steps, size_t n, size_t i)
             c->sync_in = c->sync_out = -1;
             break;
         case OP_WAIT_START: wait_start(c, (int)N(0)); break;
-        case OP_CLOSE_FDS:
-            /* Anything the runtime left open must not reach the process
-             * (CVE-2024-21626): mark all from here up close-on-exec. */
-            if (syscall(SYS_close_range, (unsigned)N(0), ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-                die(c, "close_range from fd %lld", (long long)N(0));
-            break;
+        case OP_CLOSE_FDS: cloexec_from(c, (int)N(0)); break;
         case OP_EXEC: do_exec(c, s);
         case OP_SET_DUMPABLE:
             if (prctl(PR_SET_DUMPABLE, (unsigned long)N(0), 0, 0, 0) < 0)
@@ -292,7 +318,9 @@ void run_plan(struct init_ctx *c, struct step *steps, size_t n, size_t i)
         case OP_MOUNT_SETATTR:
             do_mount_setattr(c, S(0), (uint64_t)N(1), (uint64_t)N(2), (int)N(3));
             break;
-        case OP_MOVE_MOUNT: do_move_mount(c, (int)N(0), S(1), (int)N(2)); break;
+        case OP_MOVE_MOUNT:
+            do_move_mount(c, (int)N(0), S(1), (int)N(2), s->argc > 3 ? (unsigned long)N(3) : 0);
+            break;
         case OP_SCHED: do_sched(c, s); break;
         case OP_IOPRIO: do_ioprio(c, N(0)); break;
         case OP_PERSONALITY: do_personality(c, N(0)); break;
@@ -301,6 +329,7 @@ void run_plan(struct init_ctx *c, struct step *steps, size_t n, size_t i)
         case OP_JOIN_CGROUP: join_cgroups(c, s); break;
         case OP_LO_UP: do_lo_up(c); break;
         case OP_SESSION_KEYRING: do_session_keyring(c, S(0)); break;
+        case OP_CHROOT: do_chroot(c, S(0)); break;
         default:
             die_errno(c, EINVAL, "plan: unknown step %u", s->op);
         }

@@ -51,17 +51,22 @@ void do_capbset(struct init_ctx *c, uint64_t keep)
 
 void do_setgroups(struct init_ctx *c, struct step *s)
 {
-    gid_t gids[MAX_ARGS];
+    gid_t *gids = calloc(s->argc ? s->argc : 1, sizeof *gids);
+    if (!gids)
+        die(c, "setgroups: allocate %u gids", s->argc);
     for (uint32_t i = 0; i < s->argc; i++)
         gids[i] = (gid_t)s->args[i].num;
     if (setgroups(s->argc, gids) < 0) {
         /* A user namespace whose gid map an unprivileged user wrote has
          * setgroups denied (rootless): with no groups asked for, the
          * process keeps the caller's, as in runc. */
-        if (s->argc == 0 && errno == EPERM)
+        if (s->argc == 0 && errno == EPERM) {
+            free(gids);
             return;
+        }
         die(c, "setgroups (process.user.additionalGids)");
     }
+    free(gids);
 }
 
 void do_setuser(struct init_ctx *c, uint32_t uid, uint32_t gid)
@@ -137,15 +142,15 @@ void do_find_exec(struct init_ctx *c, const char *argv0, const char *path)
 void do_exec(struct init_ctx *c, struct step *s)
 {
     uint32_t argc = (uint32_t)s->args[0].num;
-    if (argc == 0 || argc + 2 > s->argc)
+    if (argc == 0 || (uint64_t)argc + 2 > s->argc)
         die_errno(c, EINVAL, "plan: bad exec step");
     uint32_t envc = (uint32_t)s->args[1 + argc].num;
-    if (argc + 2 + envc != s->argc)
+    if ((uint64_t)argc + 2 + envc != s->argc)
         die_errno(c, EINVAL, "plan: bad exec step");
-    char **argv = calloc(argc + 1, sizeof *argv);
-    char **envp = calloc(envc + 1, sizeof *envp);
-    if (!argv || !envp)
-        die(c, "exec: allocate argv");
+    /* On the stack, not malloc: after the seccomp filter, nothing but the
+     * classic calls (a profile need not allow brk or mmap for us). */
+    char *argv[argc + 1], *envp[envc + 1];
+    argv[argc] = envp[envc] = NULL;
     for (uint32_t i = 0; i < argc; i++)
         argv[i] = (char *)s->args[1 + i].str;
     for (uint32_t i = 0; i < envc; i++)

@@ -15,6 +15,7 @@
  * (runtime-spec config-linux.md), into which the init's pid is spliced.
  */
 #include "internal.h"
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
@@ -189,6 +190,26 @@ static int send_all(int sock, const char *buf, size_t len, int pass_fd)
     return 0;
 }
 
+/* Without no_new_privs, loading needs CAP_SYS_ADMIN in the effective set.
+ * The filter is loaded after the uid change (so that cwd, the executable
+ * and everything else the init can do unfiltered is done as the user),
+ * which cleared the effective set of a non-root user; the permitted set
+ * kept it (PR_SET_KEEPCAPS).  Raise it back for the load: OP_CAPS, next,
+ * sets the process's own sets.  1 if it was raised. */
+static int raise_sys_admin(void)
+{
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, d) < 0)
+        return 0;
+    uint32_t bit = 1U << (CAP_SYS_ADMIN % 32);
+    int word = CAP_SYS_ADMIN / 32;
+    if (!(d[word].permitted & bit) || (d[word].effective & bit))
+        return 0;
+    d[word].effective |= bit;
+    return syscall(SYS_capset, &h, d) == 0;
+}
+
 /* args: listener socket fd (-1: none), then the state JSON in fragments
  * between which the pid goes: frag0 PID frag1 PID frag2 ... */
 void do_seccomp_load(struct init_ctx *c, struct step *s)
@@ -213,6 +234,8 @@ void do_seccomp_load(struct init_ctx *c, struct step *s)
             die(c, "seccomp: write the container process state");
     }
     long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, load_flags, &prog);
+    if (r < 0 && errno == EACCES && raise_sys_admin())
+        r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, load_flags, &prog);
     if (r < 0) {
         if (errno == EACCES)
             die(c, "seccomp: load the filter (without noNewPrivileges this needs CAP_SYS_ADMIN)");

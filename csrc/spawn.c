@@ -1,7 +1,7 @@
 /* ociruntime-init: the container's init, from the runtime's posix_spawn to
  * the container's process.
  *
- *     ociruntime-init PLAN_FD SYNC_IN SYNC_OUT REPORT_FD [EXE_FD ROOT ID]
+ *     ociruntime-init PLAN_FD SYNC_IN SYNC_OUT REPORT_FD [EXE_FD [CWD [ROOT ID]]]
  *
  * The runtime (Python) starts this program -- no namespaces yet, nothing of
  * Python's memory -- with the plan on the pipe PLAN_FD (its length as a
@@ -9,8 +9,10 @@
  * sync pipes (messages from and to the runtime), and the write end of a
  * pipe REPORT_FD; every other fd the plan names arrives with the number
  * the plan gives it.  EXE_FD: the writable memfd this program was executed
- * from, which we seal (sealed_exe.c).  ROOT and ID are not read: they name
- * the container in ps (and in the tests' leak checks).
+ * from, which we seal (sealed_exe.c).  CWD is where it and its children
+ * work until the plan's own chdir (the bundle for create, as runc; `/` for
+ * exec): never the caller's directory.  ROOT and ID are not read: they
+ * name the container in ps (and in the tests' leak checks).
  *
  * It clones the first child as the runtime's child (CLONE_PARENT: `run`
  * and `exec` wait for it): the init itself, with the plan's namespace flags
@@ -109,7 +111,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 4; i++) {
         fds[i] = argc > 4 ? fd_arg(argv[i + 1]) : -1;
         if (fds[i] < 0) {
-            fprintf(stderr, "usage: ociruntime-init PLAN_FD SYNC_IN SYNC_OUT REPORT_FD [EXE_FD ROOT ID]"
+            fprintf(stderr, "usage: ociruntime-init PLAN_FD SYNC_IN SYNC_OUT REPORT_FD [EXE_FD [CWD [ROOT ID]]]"
                             " (ociruntime runs it)\n");
             return 2;
         }
@@ -125,6 +127,8 @@ int main(int argc, char **argv)
         if (exe_fd == fds[i])
             exe_fd = -1;
     ensure_sealed_self(&boot, argv, exe_fd);
+    if (argc > 6 && chdir(argv[6]) < 0)
+        die(&boot, "chdir %s (the bundle)", argv[6]);
     size_t len;
     uint8_t *plan = read_plan(&boot, plan_fd, &len);
     struct step *steps;
@@ -136,12 +140,22 @@ int main(int argc, char **argv)
     unsigned long flags = CLONE_PARENT;
     int cgroup_fd = -1;
     size_t first = 0;
-    if (n > 0 && steps[0].op == OP_CLONE && !steps[0].args[0].is_str) {
+    /* Bind sources we open for the init, with our credentials: its root
+     * in a user namespace may not reach them (mount_fds.c). */
+    for (; first < n && steps[first].op == OP_OPEN_SOURCE; first++) {
+        if (!steps[first].args[0].is_str)
+            die_errno(&boot, EINVAL, "plan: malformed bind source step");
+        add_source(&boot, steps[first].args[0].str);
+    }
+    sources_socket(&boot);
+    if (first < n && steps[first].op == OP_CLONE && !steps[first].args[0].is_str) {
         /* Nothing to join first: the first child is the init. */
-        flags |= (unsigned long)steps[0].args[0].num;
-        if (steps[0].argc > 1)
-            cgroup_fd = (int)steps[0].args[1].num;
-        first = 1;
+        flags |= (unsigned long)steps[first].args[0].num;
+        if (steps[first].argc > 1)
+            cgroup_fd = (int)steps[first].args[1].num;
+        first++;
+    } else if (first > 0) {   /* the sources go to the init, not to an intermediate */
+        die_errno(&boot, EINVAL, "plan: bind mount sources are sent to an init cloned first");
     }   /* else an intermediate joins namespaces, then OP_CLONE forks the init */
     pid_t pid = clone_fork_into(flags, cgroup_fd);
     if (pid < 0)
@@ -151,9 +165,11 @@ int main(int argc, char **argv)
         /* Ours alone: the report ends (EOF) when we exit, whatever the init does. */
         if (close(report_fd) < 0)
             die(&c, "close the report pipe");
+        sources_child();
         reset_signals(&c);
         run_plan(&c, steps, n, first);
     }
+    send_sources(pid);
     sync_send(&boot, MSG_PID, pid);
     return 0;
 }

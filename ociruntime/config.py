@@ -31,7 +31,43 @@ def parse(raw, path, validate=True):
         raise ConfigError(f"{path}: invalid JSON: {e}") from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: $: must be a JSON object")
+    check_strings(raw, cfg, path)
     if validate:
         from ociruntime.validate import validate_config
         validate_config(cfg, path)
     return cfg
+
+
+def check_strings(raw, doc, source):
+    """Every string of a config (or process.json, --resources) goes to C
+    as a C string and to the kernel as UTF-8: a NUL byte would cut it
+    short, and a lone surrogate ("\\ud800") has no UTF-8 at all.  Either
+    is refused here, named by its JSON path, before anything is made.
+    Only a document that could hold one is walked: one with a \\u escape,
+    or not plain ASCII (UTF-16, or surrogates as raw bytes, which json
+    lets through)."""
+    if isinstance(raw, str):
+        raw = raw.encode(errors="surrogatepass")
+    if b"\\u" not in raw and raw.isascii() and b"\0" not in raw:
+        return
+    todo = [("$", doc)]
+    while todo:
+        where, v = todo.pop()
+        if isinstance(v, str):
+            _check_string(v, where, source)
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                _check_string(k, f"{where} (a key)", source)
+                todo.append((f"{where}.{k}", x))
+        elif isinstance(v, list):
+            todo.extend((f"{where}[{i}]", x) for i, x in enumerate(v))
+
+
+def _check_string(s, where, source):
+    if "\0" in s:
+        raise ConfigError(f"{source}: {where}: must not contain a NUL byte (\\u0000)")
+    try:
+        s.encode()
+    except UnicodeEncodeError as e:
+        raise ConfigError(f"{source}: {where}: a lone surrogate (\\u{ord(s[e.start]):04x}) "
+                          "is not valid Unicode") from None

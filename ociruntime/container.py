@@ -12,7 +12,7 @@ import time
 import _signal as signal
 
 from ociruntime import cgroups, log, state
-from ociruntime.errors import ContainerNotRunning, OciError, PermissionDenied
+from ociruntime.errors import ContainerNotFound, ContainerNotRunning, OciError
 from ociruntime.namespaces import Namespaces
 from ociruntime.state import Container
 
@@ -45,11 +45,14 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
     foreground (run without -d): a terminal without --console-socket is
     proxied by the caller, which finds its end in c.console_ours."""
     state.check_id(cid)
+    if pid_file:
+        pid_file = state.check_pid_file(pid_file)
     bundle = os.path.realpath(bundle or ".")
     source = os.path.join(bundle, "config.json")
     cfg = config.load(bundle)
     linux = cfg.get("linux") or {}
     ns = Namespaces(linux.get("namespaces"), source)
+    init.default_mappings(cfg, ns)
     init.check(cfg, ns, source)
     if rootless:
         from ociruntime import rootless as rl
@@ -69,12 +72,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         terminal.check(proc.get("terminal"), console_socket, not foreground)
     preserve_fds += listen_fds(proc, preserve_fds)
 
-    os.makedirs(root, 0o700 if rootless else 0o711, exist_ok=True)
-    cdir = os.path.join(root, cid)
-    try:
-        os.mkdir(cdir, 0o700 if rootless else 0o711)
-    except FileExistsError:
-        raise OciError(f'container with id "{cid}" already exists') from None
+    cdir = state.make_container_dir(root, cid)
     lock = state.lock_dir(cdir)
     c = Container(root, cid, {
         "id": cid, "status": "creating", "bundle": bundle, "rootfs": cfg["root"]["path"],
@@ -105,6 +103,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         else:   # saved before they are made: a create killed meanwhile leaves delete --force the list
             c.data["cgroups_created"] = cg.planned()
         c.save()
+        c.save_cgroups()   # the same, apart: a damaged state.json strands nothing (salvage.py)
         cg.create()
         c.data["cgroups_created"] = cg.created
         c.save()
@@ -120,7 +119,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         c.data.update(status="created", pid=pid, pid_start=st[1])
         c.save()
         if pid_file:
-            state.write_atomic(os.path.abspath(pid_file), str(pid))
+            state.write_pid_file(pid_file, pid)
         state.write_fast(c)   # last: the C front end may answer from now on
         return c
     except BaseException as e:
@@ -226,7 +225,7 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, co
         log.debug_plan(f"create {c.id}", plan)
         passed = [fd for fd in (fifo_fd, console_fd, listener_fd, report_fd) if fd >= 0]
         first = core.spawn(plan.encode(), init_sync, [*range(3, first_free), *passed, *ctx.spawn_fds],
-                           (c.root, c.id))
+                           (c.root, c.id), cwd=bundle)
         log.debug(f"create {c.id}: cloned {first}")
         pids.append(first)
         if listener_fd >= 0:   # the init's copy is the one that sends: the agent waits for EOF
@@ -383,7 +382,9 @@ def start(root, cid):
         if status != "created":
             if status == "stopped":
                 raise OciError("cannot start a container that has stopped")
-            raise OciError(f"cannot start an already {status} container")
+            if status == "running":
+                raise OciError("cannot start an already running container")
+            raise OciError(f"cannot start a container in the {status} state")   # runc's words
         if not c.data.get("has_process"):
             raise OciError("config.json has no process: there is nothing to start")
         hooks_cfg = c.data.get("hooks") or {}
@@ -425,7 +426,11 @@ SIGNALS = {name: getattr(signal, name) for name in dir(signal)
 
 
 def parse_signal(text):
-    if text.isdigit():
+    """A signal number or name; a number must be one the kernel has
+    (0 to SIGRTMAX, 64): `kill ID 65` is a clean error, not EINVAL."""
+    if text.isascii() and text.isdigit():
+        if len(text.lstrip("0")) > 3 or int(text) > signal.SIGRTMAX:   # not int() of 10**6 digits
+            raise OciError(f"invalid signal {text!r}: a number must be at most {signal.SIGRTMAX}")
         return int(text)
     name = text.upper()
     num = SIGNALS.get(name) or SIGNALS.get("SIG" + name)
@@ -445,6 +450,10 @@ def kill(root, cid, sig, all_processes=False):
         cgroups.load(c.data).kill_all(sig)
         return
     _signal_init(c, sig)
+    if status == "paused" and sig == signal.SIGKILL:
+        # A task frozen by the v1 freezer dies only once thawed (runc thaws
+        # too); other signals stay pending until `resume`.
+        cgroups.load(c.data).thaw_after_kill()
 
 
 def _signal_init(c, sig):
@@ -460,24 +469,36 @@ def _signal_init(c, sig):
         signal.pidfd_send_signal(pidfd, sig)
     except ProcessLookupError:
         raise ContainerNotRunning("container not running") from None
+    except OSError as e:
+        raise OciError(f"kill the container's init with signal {sig}: {os.strerror(e.errno).lower()}") from None
     finally:
         os.close(pidfd)
 
 
 def delete(root, cid, force=False):
+    damaged = False
     try:
         c = Container.load(root, cid)
-    except OciError as e:
-        if not force or isinstance(e, PermissionDenied):
+    except (ContainerNotFound, state.CorruptState):
+        if not force:
             raise
-        if not os.path.isdir(os.path.join(root, state.check_id(cid))):
-            return   # runc: --force on a missing container succeeds (podman relies on it)
-        c = Container(root, cid, _salvage(cid))   # corrupt state: remove what we can
+        # A directory without a readable state (a create killed before it
+        # wrote one, or a damaged file): salvage.py finds what is left.
+        c, damaged = Container(root, cid, {}), True
     lock = state.lock_dir(c.dir)
     if lock is None:
         if force:
-            return
+            return   # runc: --force on a missing container succeeds (podman relies on it)
         raise OciError(f'container "{cid}" does not exist')
+    if damaged:
+        try:   # its create may have been under way: read it again, locked
+            c, damaged = Container.load(root, cid), False
+        except (ContainerNotFound, state.CorruptState):
+            try:
+                from ociruntime import salvage
+                return salvage.remove(c)
+            finally:
+                os.close(lock)
     try:
         if c.data.get("status") == "creating":
             status = "stopped"   # we hold the lock: its creator is dead
@@ -494,21 +515,20 @@ def delete(root, cid, force=False):
             hooks.run("poststop", c.data["hooks"]["poststop"],
                       hooks.state(c.data, "stopped", c.pid), warn_only=True)
         state.remove_tree(c.dir)
+        _check_removed(root, c.dir)
     finally:
         os.close(lock)
 
 
-def _salvage(cid):
-    """What a corrupt state.json still lets `delete --force` find: the
-    cgroups of the default placement (named after the id), whose
-    processes (the init among them) are then killed and which are removed.
-    A container with a custom cgroupsPath keeps its cgroup (SECURITY.md)."""
+def _check_removed(root, cdir):
+    """delete must not say it succeeded when the state directory is still
+    there (a read-only --root): runc says why, and so do we."""
     try:
-        cg = cgroups.Manager.for_config(None, cid)
-    except OciError:
-        return {}
-    paths = {m: p for m, p in cg.paths.items() if os.path.basename(p) == cid and os.path.isdir(p)}
-    return {"status": "creating", "cgroups": paths, "cgroups_created": sorted(paths.values())}
+        os.rmdir(cdir)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise OciError(f"--root {root}: remove {cdir}: {os.strerror(e.errno).lower()}") from None
 
 
 def _kill_everything(c, cg):

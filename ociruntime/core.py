@@ -91,17 +91,19 @@ def move_fd_above(fd, minimum):
     return new
 
 
-def spawn(plan_bytes, sync, fds=(), name=()):
+def spawn(plan_bytes, sync, fds=(), name=(), cwd="/"):
     """Run the plan: start ociruntime-init, which clones the plan's first
     child as ours.  sync (the init's end of the channel) and the fds the
     plan names reach it with their numbers; nothing else of ours does (all
     else is close-on-exec).  name: words for its command line, so that ps
-    tells whose init it is.  Returns the first child's pid (the init, or
-    the intermediate)."""
+    tells whose init it is.  cwd: where it works until the plan's own
+    chdir (the bundle for create, as runc: never the caller's directory,
+    which a `/proc/self/cwd` mount source would otherwise bind).  Returns
+    the first child's pid (the init, or the intermediate)."""
     plan_r, plan_w = os.pipe()
     report_r, report_w = os.pipe()
     try:
-        helper = _start([plan_r, *sync, report_w], fds, name)
+        helper = _start([plan_r, *sync, report_w], fds, (cwd, *name))
     except BaseException:
         os.close(plan_w)
         os.close(report_r)

@@ -27,9 +27,3 @@ class ContainerNotFound(OciError):
 class ContainerNotRunning(OciError):
     """Engines (containerd) match the text "container not running"."""
 
-
-class PermissionDenied(OciError):
-    """The caller may not use the state (or a cgroup) at path: not its owner."""
-
-    def __init__(self, path):
-        super().__init__(f"permission denied: {path}: run as root or use --root")

@@ -79,6 +79,8 @@ def _load_process_file(path):
         proc = jsonlite.loads(raw)
     except ValueError as e:
         raise ConfigError(f"{path}: invalid JSON: {e}") from None
+    from ociruntime.config import check_strings
+    check_strings(raw, proc, path)
     validate_process(proc, path)
     return proc
 
@@ -229,6 +231,8 @@ def _namespace_fds(c, first_free):
 def exec_process(root, cid, opts):
     """Run the process; its exit code in the foreground, 0 detached."""
     c = Container.load(root, cid)
+    if opts.pid_file:
+        opts.pid_file = state.check_pid_file(opts.pid_file)
     status = c.status()
     if status in ("stopped", "creating"):
         raise ContainerNotRunning("cannot exec in a stopped container")
@@ -309,6 +313,10 @@ def exec_process(root, cid, opts):
         if ns_fds:   # the intermediate's: the process needs none of them
             plan.add("CLOSE", *(fd for fd, _ in ns_fds))
         plan.add("SET_DUMPABLE", 0)     # until exec, the runtime's ociruntime-init
+        if "mount" not in (c.data.get("namespaces") or ("mount",)):
+            # The container has no mount namespace of its own (it listed
+            # none): its root is a chroot to its rootfs, as create's init did.
+            plan.add("CHROOT", c.data.get("rootfs") or "/")
         source = opts.process or os.path.join(bundle, "config.json")
         extra = proc.get("execCPUAffinity") or proc.get("scheduler") or proc.get("ioPriority")
         if extra:   # execCPUAffinity: initial before joining the cgroup, final after
@@ -347,8 +355,10 @@ def exec_process(root, cid, opts):
             from ociruntime import lsm
             lsm.check({"process": proc}, source)
             lsm.plan_labels(plan, proc)
-        process.plan_identity(plan, proc, source, before_setuser=on_identity)
-        finish = process.plan_exec(plan, proc, c.data.get("rootfs") or "/", source, first_free)
+        # HOME from the passwd the container sees (its mounts, its changes),
+        # as runc reads it inside: through the init's root, resolved in it.
+        finish = process.plan_process(plan, proc, f"/proc/{c.pid}/root", source, first_free,
+                                      on_identity, mountinfo=f"/proc/{c.pid}/mountinfo")
         finish(before_exec=on_exec)
 
         def set_up(p):
@@ -368,7 +378,7 @@ def exec_process(root, cid, opts):
         pid = container._handshake(sync, first, cfg, None, pids, bool(ns_fds),
                                    set_up=set_up, until_exec=True)
         if opts.pid_file:
-            state.write_atomic(os.path.abspath(opts.pid_file), str(pid))
+            state.write_pid_file(opts.pid_file, pid)
         if opts.detach:
             return 0
         if ours is not None:

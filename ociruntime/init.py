@@ -1,5 +1,7 @@
 """The container init's plan: everything it does, in order, from clone to
 exec.  Each concern adds its own steps (namespaces, mounts, process)."""
+import os
+
 from ociruntime import mounts, process
 from ociruntime.errors import ConfigError
 from ociruntime.namespaces import CLONE_NEWCGROUP, CLONE_NEWTIME
@@ -10,7 +12,6 @@ class Context:
     """What the plan needs to know besides the config."""
 
     def __init__(self, **kw):
-        self.late_readonly = []
         self.spawn_fds = []   # more fds the plan names (cgroups, idmapped trees): passed, then closed
         self.__dict__.update(kw)
 
@@ -18,13 +19,11 @@ class Context:
 def check(cfg, ns, source):
     """Combinations the schema cannot express."""
     linux = cfg.get("linux") or {}
-    if not ns.has("mount"):
-        raise ConfigError(f"{source}: $.linux.namespaces: a mount namespace is required")
     for key in ("hostname", "domainname"):
         if cfg.get(key) and not ns.has("uts"):
             raise ConfigError(f"{source}: $.{key}: setting it needs a uts namespace")
-    if "user" in ns.new and not (linux.get("uidMappings") and linux.get("gidMappings")):
-        raise ConfigError(f"{source}: $.linux.uidMappings: a new user namespace needs uid and gid mappings")
+    if "user" in ns.new and bool(linux.get("uidMappings")) != bool(linux.get("gidMappings")):
+        raise ConfigError(f"{source}: $.linux.uidMappings: uid and gid mappings go together")
     if not ns.has("user") and (linux.get("uidMappings") or linux.get("gidMappings")):
         raise ConfigError(f"{source}: $.linux.uidMappings: mappings need a user namespace")
     for key in linux.get("sysctl") or ():
@@ -35,6 +34,27 @@ def check(cfg, ns, source):
         lsm.check(cfg, source)
     if linux.get("timeOffsets") and "time" not in ns.new:
         raise ConfigError(f"{source}: $.linux.timeOffsets: offsets need a new time namespace")
+
+
+def default_mappings(cfg, ns):
+    """A new user namespace without mappings runs, as in crun (1.8): the
+    ids from 0 up to the highest the config names (the process's, and a
+    mount's uid=/gid= option such as devpts' gid=5) map to the caller's
+    (root: the same ids), so that the init can set them and make its
+    mount points (with no mapping at all, every mkdir fails with
+    EOVERFLOW).  runc refuses such a config."""
+    linux = cfg.get("linux") or {}
+    if "user" not in ns.new or linux.get("uidMappings") or linux.get("gidMappings"):
+        return
+    user = (cfg.get("process") or {}).get("user") or {}
+    uids, gids = [user.get("uid", 0)], [user.get("gid", 0), *(user.get("additionalGids") or ())]
+    for m in cfg.get("mounts") or ():
+        for opt in m.get("options") or ():
+            key, _, value = opt.partition("=")
+            if key in ("uid", "gid") and value.isdigit():
+                (uids if key == "uid" else gids).append(int(value))
+    linux["uidMappings"] = [{"containerID": 0, "hostID": os.geteuid(), "size": max(uids) + 1}]
+    linux["gidMappings"] = [{"containerID": 0, "hostID": os.getegid(), "size": max(gids) + 1}]
 
 
 _IPC_SYSCTLS = frozenset((
@@ -73,6 +93,7 @@ def build(cfg, ns, ctx):
     """The whole plan of `create`: ctx has rootfs, bundle, source, fifo_fd,
     first_closed_fd, no_pivot, cgroup_mounts."""
     plan = Plan()
+    mounts.plan_sources(plan, cfg, ctx, ns)   # first: ociruntime-init opens them before any clone
     if ns.joined:   # the intermediate enters the container's namespaces:
         plan.add("SET_DUMPABLE", 0)   # not dumpable first (CVE-2019-5736); the init inherits it
     ns.add_joins(plan)
@@ -120,17 +141,26 @@ def build(cfg, ns, ctx):
         plan.add("SETHOSTNAME", cfg["hostname"])
     if cfg.get("domainname"):
         plan.add("SETDOMAINNAME", cfg["domainname"])
-    mounts.plan_mounts(plan, cfg, ctx)
+    # Without a mount namespace of its own (config-linux.md: inherited),
+    # the mount table is the host's: nothing is mounted, / is a chroot.
+    own_mounts = ns.has("mount")
+    if own_mounts:
+        mounts.plan_mounts(plan, cfg, ctx)
     hooks_cfg = cfg.get("hooks")
     if hooks_cfg:   # prestart, createRuntime, createContainer: before pivot_root
         from ociruntime import hooks
         hooks.plan_create(plan, hooks_cfg, ctx)
-    mounts.plan_pivot(plan, ctx, ctx.no_pivot)
+    if own_mounts:
+        mounts.plan_pivot(plan, ctx, ctx.no_pivot)
+    else:
+        mounts.plan_sysctl(plan, cfg)   # through the host's /proc: it shows our namespaces
+        plan.add("CHROOT", ctx.rootfs)
     if getattr(ctx, "console_fd", -1) >= 0:   # the pty, before / turns read-only
         from ociruntime import terminal
-        terminal.plan_terminal(plan, cfg.get("process") or {}, ctx.console_fd, mount_console=True,
+        terminal.plan_terminal(plan, cfg.get("process") or {}, ctx.console_fd, mount_console=own_mounts,
                                proxied=getattr(ctx, "console_proxied", False))
-    mounts.plan_after_pivot(plan, cfg, ctx)
+    if own_mounts:
+        mounts.plan_after_pivot(plan, cfg, ctx)
     proc = cfg.get("process")
     finish = None
     seccomp_cfg = (cfg.get("linux") or {}).get("seccomp")
@@ -153,8 +183,8 @@ def build(cfg, ns, ctx):
         from ociruntime import process_extra   # before privileges are dropped
         process_extra.plan_init(plan, cfg, ctx.source)
     if proc:
-        process.plan_identity(plan, proc, ctx.source, before_setuser=on_identity)
-        finish = process.plan_exec(plan, proc, ctx.rootfs, ctx.source, ctx.first_closed_fd)
+        finish = process.plan_process(plan, proc, ctx.rootfs, ctx.source, ctx.first_closed_fd,
+                                      on_identity)
     plan.add("SYNC_READY")
     plan.add("WAIT_START", ctx.fifo_fd)
     if hooks_cfg and proc:   # startContainer: after start, right before exec

@@ -49,7 +49,10 @@ def loads(raw):
                 SystemError):   # _json raises this when json.decoder is not imported
             pass
     import json   # the slow path, for its verdict and its error message
-    return json.loads(raw)
+    try:
+        return json.loads(raw)
+    except RecursionError:   # arrays or objects nested a thousand deep
+        raise ValueError("nested too deeply") from None
 
 
 def dumps(obj):

@@ -13,8 +13,18 @@ _debug = False
 
 
 def configure(path=None, fmt="text", debug=False):
+    """Like runc, a --log that cannot be opened fails the command at once
+    (rather than losing every message it was meant to keep)."""
     global _path, _format, _debug
-    _path, _format, _debug = path, fmt, debug
+    _path, _format, _debug = None, fmt, debug
+    if path:
+        try:
+            with open(path, "a"):
+                pass
+        except OSError as e:
+            from ociruntime.errors import OciError
+            raise OciError(f"--log: open {path}: {e.strerror.lower()}") from None
+    _path = path
 
 
 def _now():

@@ -133,5 +133,5 @@ def plan_idmapped(plan, m, source, dest, flags, kind, cfg, ctx, where):
     if tree < 0:
         raise ConfigError(f"{where}: idmapped mount of {source}: {core.strerror(-tree)}")
     ctx.spawn_fds.append(tree)
-    plan.add("MOVE_MOUNT", tree, dest, kind)
+    plan.add("MOVE_MOUNT", tree, dest, kind, ctx.setup_prop)   # slave like the init's mounts
 

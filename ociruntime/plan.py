@@ -17,7 +17,7 @@ OPS = (
     "SECCOMP", "SECCOMP_RULE", "SECCOMP_EXPORT", "SECCOMP_LOAD",
     "SYNC_HOOKS", "HOOK", "REPORT_FD", "MOUNT_SETATTR", "MOVE_MOUNT", "SCHED",
     "IOPRIO", "PERSONALITY", "MEMPOLICY", "AFFINITY", "LO_UP", "JOIN_CGROUP",
-    "SESSION_KEYRING",
+    "SESSION_KEYRING", "OPEN_SOURCE", "CHROOT",
 )
 OP = {name: number for number, name in enumerate(OPS, 1)}
 
@@ -50,7 +50,11 @@ class Plan:
                     raise ValueError(f"{name} argument {a} does not fit in 64 bits")
                 chunks.append(_INT + (a & _U64).to_bytes(8, "little"))
             else:
-                b = a.encode() if isinstance(a, str) else a
+                # surrogateescape: bytes of the command line that are not
+                # UTF-8 (exec's args, -e, --cwd) reach the process as they
+                # came, as in runc.  A config's strings are checked whole
+                # before (config.check_strings).
+                b = a.encode(errors="surrogateescape") if isinstance(a, str) else a
                 if b"\0" in b:
                     raise ValueError(f"NUL byte in {name} argument {a!r}")
                 chunks.append(_STR + len(b).to_bytes(4, "little") + b + b"\0")

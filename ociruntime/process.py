@@ -22,30 +22,32 @@ def env_value(env, key):
     return None
 
 
-def home_of(rootfs, uid):
+PASSWD_LIMIT = 1 << 20   # bytes of /etc/passwd read at most
+
+
+def home_of(root, uid, mountinfo="/proc/self/mountinfo"):
     """HOME from the image's /etc/passwd, as runc sets it when absent.
-    Opened one component at a time with O_NOFOLLOW: an image whose /etc
-    is a symlink (to the host's /etc, say) gets "/", not a host's home."""
-    etc = -1
+    The file is the image's, so hostile: imagefile.read resolves it
+    inside `root` (a link to /etc/passwd is the rootfs's, never the
+    host's), reads only a regular file, at most PASSWD_LIMIT bytes, and
+    never blocks.  Whatever cannot be read that way gives "/"."""
+    from ociruntime import imagefile
     try:
-        etc = os.open(os.path.join(rootfs, "etc"), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        fd = os.open("passwd", os.O_RDONLY | os.O_NOFOLLOW, dir_fd=etc)
-        with os.fdopen(fd, "rb") as f:
-            for line in f.read(1 << 20).decode(errors="replace").splitlines():
-                parts = line.split(":")
-                if len(parts) >= 6 and parts[2] == str(uid):
-                    return parts[5] or "/"
+        data = imagefile.read(root, "/etc/passwd", PASSWD_LIMIT, mountinfo)
     except OSError:
-        pass
-    finally:
-        if etc >= 0:
-            os.close(etc)
+        return "/"
+    for line in data.decode(errors="replace").splitlines():
+        parts = line.split(":")
+        if len(parts) >= 6 and parts[2] == str(uid):
+            return parts[5] or "/"
     return "/"
 
 
-def plan_identity(plan, proc, source, before_setuser=None):
+def plan_identity(plan, proc, source, before_caps=None):
     """rlimits, groups, ids and capabilities, in the order that works:
-    limits and the bounding set need privileges we drop afterwards."""
+    limits and the bounding set need privileges we drop afterwards.
+    before_caps runs as the user, with the permitted set still whole:
+    plan_exec's steps, then a seccomp filter that cannot wait for exec."""
     where = f"{source}: $.process"
     seen = set()
     for i, rl in enumerate(proc.get("rlimits") or ()):
@@ -60,17 +62,22 @@ def plan_identity(plan, proc, source, before_setuser=None):
     user = proc.get("user") or {}
     plan.add("CAPBSET", caps["bounding"])
     plan.add("SETGROUPS", *user.get("additionalGids") or ())
-    if before_setuser:   # seccomp: the last point with all capabilities
-        before_setuser()
     plan.add("SETUSER", user.get("uid", 0), user.get("gid", 0))
+    if before_caps:
+        before_caps()
     plan.add("CAPS", caps["effective"], caps["permitted"], caps["inheritable"], caps["ambient"])
     if proc.get("noNewPrivileges"):
         plan.add("NO_NEW_PRIVS")
 
 
-def plan_exec(plan, proc, rootfs, source, first_closed_fd):
-    """cwd, then finding the executable (so a missing one fails `create`,
-    as in runc), then -- after OP_WAIT_START -- the exec itself."""
+def plan_exec(plan, proc, rootfs, source, first_closed_fd, mountinfo="/proc/self/mountinfo"):
+    """Everything of the exec that can go before a seccomp filter (issue
+    12.3: a classic allow-list has no openat2, getcwd, close_range, stat or
+    umask): cwd, finding the executable (so a missing one fails `create`,
+    as in runc), the umask, the runtime's fds close-on-exec.  rootfs and
+    mountinfo: where the container's files are seen from here (for exec,
+    through its init's /proc entry).  Returns what adds the exec itself,
+    for after OP_WAIT_START."""
     args = proc.get("args") or ()
     if not args:
         raise ConfigError(f"{source}: $.process.args: must name a command")
@@ -79,12 +86,27 @@ def plan_exec(plan, proc, rootfs, source, first_closed_fd):
         raise ConfigError(f"{source}: $.process.cwd: must be an absolute path, not {cwd!r}")
     env = list(proc.get("env") or ())
     if env_value(env, "HOME") is None:
-        env.append("HOME=" + home_of(rootfs, (proc.get("user") or {}).get("uid", 0)))
+        env.append("HOME=" + home_of(rootfs, (proc.get("user") or {}).get("uid", 0), mountinfo))
     plan.add("CHDIR", cwd)
     plan.add("FIND_EXEC", args[0], env_value(env, "PATH") or DEFAULT_PATH)
+    plan.add("UMASK", (proc.get("user") or {}).get("umask", 0o022))
+    plan.add("CLOSE_FDS", first_closed_fd)
     return lambda before_exec=None: (
-        plan.add("UMASK", (proc.get("user") or {}).get("umask", 0o022)),
-        plan.add("CLOSE_FDS", first_closed_fd),
         before_exec and before_exec(),   # seccomp: the very last step
         plan.add("EXEC", len(args), *args, len(env), *env),
     )
+
+
+def plan_process(plan, proc, rootfs, source, first_closed_fd, load_filter=None,
+                 mountinfo="/proc/self/mountinfo"):
+    """plan_identity with plan_exec's steps as the user, then load_filter
+    (a seccomp filter that needs the permitted set: see seccomp.py);
+    returns plan_exec's finisher."""
+    finish = []
+
+    def before_caps():
+        finish.append(plan_exec(plan, proc, rootfs, source, first_closed_fd, mountinfo))
+        if load_filter:
+            load_filter()
+    plan_identity(plan, proc, source, before_caps)
+    return finish[0]

@@ -9,8 +9,15 @@ call as late as possible:
 * noNewPrivileges, or CAP_SYS_ADMIN kept in the effective set: right
   before exec, after `start` (phase "exec");
 * otherwise loading needs CAP_SYS_ADMIN, which the process is about to
-  lose: like runc, before the user and capabilities change (phase
-  "identity"); the runtime's remaining steps are then filtered too.
+  lose: after the user changed, the cwd was entered, the executable found
+  and the fds marked close-on-exec, right before the capabilities are set
+  (phase "identity"; the C core raises CAP_SYS_ADMIN from the permitted
+  set for the load).  runc loads it earlier, before the user changes.
+
+After the filter the init makes only calls runc makes after its own
+(capset, prctl, read/write/close of its pipes, execve; issue 12.3), so a
+classic allow-list without openat2, getcwd, close_range or umask works
+(tests/test_seccomp_order.py).
 
 Both `create` and `exec` use add_seccomp_step() at the two points of their
 plan, with the listener socket from open_listener() when the filter has
@@ -70,7 +77,7 @@ OPERATORS = {
 # got the fd yet (runc refuses SCMP_ACT_NOTIFY on its `write` likewise).
 _NO_NOTIFY = {"sendmsg"}
 
-_MAX_NAMES_PER_STEP = 2000   # the C core takes at most 4096 args a step
+_MAX_NAMES_PER_STEP = 2000   # names per SECCOMP_RULE step: the plan stays in small steps
 _U64 = (1 << 64) - 1
 
 
@@ -247,8 +254,8 @@ def add_seccomp_step(plan, cfg_seccomp, source, proc, phase, listener_fd=-1, sta
                      built=False):
     """Add linux.seccomp's steps for one point of a plan (create or exec):
 
-    phase "identity": call before the process's user and capabilities are
-      set (process.plan_identity's before_setuser); builds the filter, and
+    phase "identity": call after the process's user is set and before its
+      capabilities are (process.plan_process's load_filter); builds the filter, and
       loads it here when it cannot wait (see Filter.load_early);
     phase "exec": call right before the EXEC step; loads it otherwise.
 

@@ -7,6 +7,14 @@
                          answer state, start, kill and delete without
                          Python: written once, at the end of create, only
                          for what it can do alone (see write_fast)
+<root>/<id>/cgroups.json the cgroups (and bundle) again, written before the
+                         cgroups are made: with `fast`, what `delete
+                         --force` reads when state.json is damaged
+                         (salvage.py)
+
+The root and the container directories are 0700, as runc's root.  Every
+field of state.json is checked on load (FIELDS): a damaged one is one
+line naming it, for every command but `delete --force`.
 
 A flock on the container directory serialises the commands that change a
 container (create, start, delete).  The status is not stored: it is read
@@ -17,17 +25,69 @@ import errno
 import os
 
 from ociruntime import SPEC_VERSION, jsonlite
-from ociruntime.errors import ContainerNotFound, OciError, PermissionDenied
+from ociruntime.errors import ContainerNotFound, OciError
 
 DEFAULT_ROOT = "/run/ociruntime"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
+# The longest id every name made from it fits: the state directory and
+# the default cgroup (a path component: 255), and with --systemd-cgroup
+# the unit "ociruntime-<id>.scope" (systemd's names: 255).
+MAX_ID_LENGTH = 255 - len("ociruntime-.scope")
+
+
 def check_id(cid):
     # runc's rule; it also keeps ids from naming paths outside the root.
-    if not cid or cid in (".", "..") or not _ID_CHARS.issuperset(cid) or len(cid) > 1024:
+    if not cid or cid in (".", "..") or not _ID_CHARS.issuperset(cid):
         raise OciError(f"invalid container id {cid!r}: use letters, digits and _ + - . only")
+    if len(cid) > MAX_ID_LENGTH:
+        raise OciError(f"invalid container id {cid[:32] + '...'!r} ({len(cid)} characters): "
+                       f"at most {MAX_ID_LENGTH}, so that ociruntime-<id>.scope fits systemd's 255")
     return cid
+
+
+def check_pid_file(path):
+    """--pid-file's absolute path, its directory checked before anything
+    is made (it is written only once the process runs)."""
+    path = os.path.abspath(path)
+    if not os.path.isdir(os.path.dirname(path)):
+        raise OciError(f"--pid-file {path}: {os.path.dirname(path)} is not a directory")
+    return path
+
+
+def make_container_dir(root, cid):
+    """<root>/<id>, and the root if it is missing; a clean error naming
+    --root when it cannot be made: a file or a dangling symlink there,
+    a read-only or full filesystem."""
+    try:
+        # 0700, as runc's root: only root may look at the containers' state.
+        os.makedirs(root, 0o700, exist_ok=True)
+    except FileExistsError:   # a file, or a symlink to nothing
+        what = f"a symbolic link to {os.readlink(root)}, which does not exist" \
+            if os.path.islink(root) and not os.path.exists(root) else "not a directory"
+        raise OciError(f"--root {root}: {what}") from None
+    except PermissionError:
+        raise denied(root) from None
+    except OSError as e:
+        raise OciError(f"--root {root}: {os.strerror(e.errno).lower()}") from None
+    cdir = os.path.join(root, cid)
+    try:
+        os.mkdir(cdir, 0o700)
+    except FileExistsError:
+        raise OciError(f'container with id "{cid}" already exists') from None
+    except PermissionError:
+        raise denied(root) from None
+    except OSError as e:
+        raise OciError(f"--root {root}: make the container's directory: {os.strerror(e.errno).lower()}") from None
+    return cdir
+
+
+def write_pid_file(path, pid):
+    try:
+        write_atomic(path, str(pid))
+    except OSError as e:
+        raise OciError(f"--pid-file {path}: {os.strerror(e.errno).lower()}") from None
 
 
 def proc_stat(pid):
@@ -46,6 +106,101 @@ def process_alive(pid, start_time):
     return st is not None and st[1] == start_time and st[0] not in ("Z", "X")
 
 
+class CorruptState(OciError):
+    """state.json is unreadable as what create wrote: `delete --force`
+    still removes the container (ociruntime/salvage.py)."""
+
+
+def denied(path):
+    """The error of a caller who may not read the state (not root)."""
+    return OciError(f"permission denied: {path}: run as root or use --root")
+
+
+# -- what create writes into state.json, and nothing else --------------------
+# Every command trusts these types; a state damaged on disk (by hand, a
+# full disk, a bad restore) must give one clear line, never a traceback,
+# and must not make delete act on the wrong thing (a pid of another type,
+# a cgroup at a hierarchy's root).
+
+PID_MAX = 1 << 22   # the kernel's highest pid_max
+
+
+def _str(v):
+    return isinstance(v, str)
+
+
+def _strs(v):
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _cgroup_dirs(v):
+    # A hierarchy's own directory (its root) is never a container's.
+    return _strs(v) and all(x.startswith("/") and os.path.normpath(x) == x for x in v)
+
+
+def _cgroups(v):
+    return (isinstance(v, dict) and _cgroup_dirs(list(v))
+            and all(isinstance(d, str) and d.startswith(m.rstrip("/") + "/")
+                    and os.path.normpath(d) == d for m, d in v.items()))
+
+
+def _hooks(v):
+    return isinstance(v, dict) and all(
+        isinstance(hs, list) and all(
+            isinstance(h, dict) and isinstance(h.get("path"), str)
+            and _strs(h.get("args", [])) and _strs(h.get("env", []))
+            and (h.get("timeout") is None or type(h.get("timeout")) is int) for h in hs)
+        for hs in v.values())
+
+
+def _process(v):
+    # What exec merges its flags into before it validates the result.
+    return (isinstance(v, dict) and _strs(v.get("env", [])) and isinstance(v.get("user", {}), dict)
+            and isinstance(v.get("capabilities", {}), dict)
+            and all(_strs(x) for x in v.get("capabilities", {}).values()))
+
+
+FIELDS = {
+    "status": ("creating or created", lambda v: v in ("creating", "created")),
+    "pid": ("a pid", lambda v: type(v) is int and 0 < v <= PID_MAX),
+    "pid_start": ("a start time", lambda v: type(v) is int and 0 <= v < 1 << 63),
+    "bundle": ("a path", _str), "rootfs": ("a path", _str), "created": ("a time", _str),
+    "annotations": ("an object of strings", lambda v: isinstance(v, dict) and all(
+        isinstance(x, str) for x in v.values())),
+    "has_process": ("true or false", lambda v: type(v) is bool),
+    "no_new_keyring": ("true or false", lambda v: type(v) is bool),
+    "hooks": ("an object of hook lists", _hooks),
+    "namespaces": ("a list of names", _strs),
+    "seccomp": ("an object or null", lambda v: v is None or isinstance(v, dict)),
+    "process": ("a process", _process),
+    "cgroups": ("{hierarchy: directory below it}", _cgroups),
+    "cgroups_created": ("a list of directories", _cgroup_dirs),
+    "cgroups_systemd": ("{unit, slice}", lambda v: isinstance(v, dict) and _str(v.get("unit"))
+                        and _str(v.get("slice"))),
+}
+# Once created, a container has these for certain.
+REQUIRED_CREATED = ("pid", "pid_start", "cgroups")
+
+
+def field_ok(data, name):
+    """Is data's field name absent or of the type create writes?"""
+    return name not in data or FIELDS[name][1](data[name])
+
+
+def damage(data):
+    """What is wrong with state data ("pid: not a pid"), or None."""
+    for name in FIELDS:
+        if not field_ok(data, name):
+            return f"{name}: not {FIELDS[name][0]}"
+    if "status" not in data:
+        return "status: missing"
+    if data["status"] == "created":
+        for name in REQUIRED_CREATED:
+            if name not in data:
+                return f"{name}: missing"
+    return None
+
+
 def lock_dir(path):
     """Take the container's lock; None if the container is gone."""
     import fcntl
@@ -56,7 +211,7 @@ def lock_dir(path):
     except (FileNotFoundError, NotADirectoryError):
         return None
     except PermissionError:
-        raise PermissionDenied(path) from None
+        raise denied(path) from None
     except OSError as e:
         if e.errno == errno.ELOOP:
             return None
@@ -86,15 +241,18 @@ class Container:
         except FileNotFoundError:
             raise ContainerNotFound(cid) from None
         except PermissionError:
-            raise PermissionDenied(path) from None
+            raise denied(path) from None
         except OSError as e:
             raise OciError(f"{path}: {e.strerror.lower()}") from None
         try:
             data = jsonlite.loads(raw)
             if not isinstance(data, dict) or data.get("id") != cid:
                 raise ValueError("not a container state")
+            why = damage(data)
+            if why:
+                raise ValueError(why)
         except ValueError as e:
-            raise OciError(f"{path}: corrupt state ({e}); `delete --force {cid}` removes it") from None
+            raise CorruptState(f"{path}: corrupt state ({e}); `delete --force {cid}` removes it") from None
         return cls(root, cid, data)
 
     @classmethod
@@ -104,7 +262,9 @@ class Container:
         except FileNotFoundError:
             return []
         except PermissionError:
-            raise PermissionDenied(root) from None
+            raise denied(root) from None
+        except OSError as e:   # a file...: one line naming it
+            raise OciError(f"--root {root}: {os.strerror(e.errno).lower()}") from None
 
     # -- fields ----------------------------------------------------------
     @property
@@ -121,10 +281,10 @@ class Container:
             return "creating"
         if not process_alive(d.get("pid", 0), d.get("pid_start")):
             return "stopped"
+        if self._frozen():   # before the fifo: a created container can be paused (runc)
+            return "paused"
         if os.path.exists(self.fifo):
             return "created"
-        if self._frozen():
-            return "paused"
         return "running"
 
     def _frozen(self):
@@ -164,14 +324,26 @@ class Container:
     # -- changes ---------------------------------------------------------
     def save(self):
         # 0600: it holds the process's environment (exec's defaults).
-        tmp = os.path.join(self.dir, ".state.json.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         self.saved = jsonlite.dumps(self.data).encode()
+        replace_file(self.dir, "state.json", self.saved)
+
+    def save_cgroups(self):
+        """What delete needs to find the container's cgroups, kept apart
+        from state.json (see salvage.py): written once, before they are
+        made."""
+        record = {k: self.data[k] for k in RECORD if k in self.data}
+        # Once, into a new directory: no temp file and rename (a torn
+        # write is only one more record salvage.py skips).
+        fd = os.open(os.path.join(self.dir, "cgroups.json"),
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, self.saved)
+            os.write(fd, jsonlite.dumps(record).encode())
         finally:
             os.close(fd)
-        os.rename(tmp, os.path.join(self.dir, "state.json"))
+
+
+# What cgroups.json repeats of state.json.
+RECORD = ("id", "bundle", "cgroups", "cgroups_created", "cgroups_systemd")
 
 
 FAST_MAGIC = b"ociruntime-fast 1\n"
@@ -197,7 +369,12 @@ def write_fast(c):
              b"delete_ok %d\n" % (not hooks.get("poststop") and not d.get("cgroups_systemd"))]
     freezer, freeze2 = _freeze_files(d.get("cgroups") or {})
     paths = [(b"freezer", p) for p in freezer] + [(b"freeze2", p) for p in freeze2]
-    paths += [(b"rmdir", p) for p in sorted(d.get("cgroups_created") or (), key=len, reverse=True)]
+    # rmdir: the container's own directories, which must go; rmparent: the
+    # parents create made, removed if empty (a sibling may be in one).
+    leaves = set((d.get("cgroups") or {}).values())
+    made = sorted(d.get("cgroups_created") or (), key=len, reverse=True)
+    paths += [(b"rmdir", p) for p in made if p in leaves]
+    paths += [(b"rmparent", p) for p in made if p not in leaves]
     if any("\n" in p for _, p in paths):
         return
     lines += [b"%s %s\n" % (k, os.fsencode(p)) for k, p in paths]
@@ -207,13 +384,30 @@ def write_fast(c):
     blobs = [(b"head", text[:i].encode()), (b"mid", text[i + 1:j].encode()),
              (b"tail", text[j:].encode()), (b"state.json", c.saved)]
     lines += [b"%s %d\n%s\n" % (name, len(blob), blob) for name, blob in blobs]
-    tmp = os.path.join(c.dir, ".fast.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    replace_file(c.dir, "fast", b"".join(lines))
+
+
+def replace_file(dirpath, name, data):
+    """dirpath/name replaced whole by data, through a temporary file: a
+    full disk (blocks or inodes) or a read-only root is one clear error
+    naming the file, and leaves no temporary file."""
+    tmp = os.path.join(dirpath, f".{name}.tmp")
+    path = os.path.join(dirpath, name)
     try:
-        os.write(fd, b"".join(lines))
-    finally:
-        os.close(fd)
-    os.rename(tmp, os.path.join(c.dir, "fast"))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise OciError(f"write {path}: {os.strerror(e.errno).lower()}") from None
 
 
 def _freeze_files(cg):
@@ -253,8 +447,17 @@ def remove_tree(path):
 
 
 def write_atomic(path, text):
-    """Write a file whole or not at all (pid files are read by engines)."""
+    """Write a file whole or not at all (pid files are read by engines);
+    on a failure (a full disk, a directory in the way) no temporary file
+    is left."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.rename(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

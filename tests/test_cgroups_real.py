@@ -294,7 +294,8 @@ def test_pause_resume(oci):
     assert oci.state(cid)["status"] == "paused"
     if "freezer" in LAYOUT.v1:
         assert read(cgdir(oci.root, cid, "freezer") + "/freezer.state") == "FROZEN"
-    oci.ok("pause", cid)   # already paused: fine, like runc's re-freeze
+    r = oci.cmd("pause", cid)   # already paused: an error, as in runc
+    assert r.returncode == 1 and "container not running" in r.stderr, r.stderr
     oci.ok("resume", cid)
     assert oci.state(cid)["status"] == "running"
     r = oci.cmd("resume", cid)

@@ -273,6 +273,21 @@ def test_cap_drop(ctrd):
     assert (r.returncode, r.stdout) == (0, "denied\n"), r.stderr
 
 
+def test_default_seccomp_profile(ctrd):
+    """Issue 12.3: containerd's default profile (`ctr run --seccomp`), its
+    capabilities and noNewPrivileges false: run, and exec as root and as
+    a user."""
+    probe = ("sh", "-c", "echo $(id -u) $(grep Seccomp: /proc/self/status)")
+    r = ctrd.run("--seccomp", IMAGE, ctrd.new_id(), *probe)
+    assert (r.returncode, r.stdout) == (0, "0 Seccomp: 2\n"), r.stderr
+    cid = ctrd.run_d("--seccomp")
+    r = ctrd.exec(cid, *probe)
+    assert (r.returncode, r.stdout) == (0, "0 Seccomp: 2\n"), r.stderr
+    r = ctrd.exec(cid, *probe, opts=("--user", "1000"))
+    assert (r.returncode, r.stdout) == (0, "1000 Seccomp: 2\n"), r.stderr
+    ctrd.remove(cid)
+
+
 def test_memory_limit(ctrd):
     cid = ctrd.run_d("--memory-limit", "67108864")
     pid, status = ctrd.task(cid)

@@ -222,12 +222,6 @@ def test_bad_uid_mapping_fails_cleanly(oci):
     create_fails(oci, bundle_with(oci, m), "uidMappings")
 
 
-def test_no_mount_namespace(oci):
-    b = bundle_with(oci, lambda c: c["linux"].update(
-        namespaces=[n for n in c["linux"]["namespaces"] if n["type"] != "mount"]))
-    create_fails(oci, b, "mount")
-
-
 def test_hostname_without_uts_namespace(oci):
     b = bundle_with(oci, lambda c: c["linux"].update(
         namespaces=[n for n in c["linux"]["namespaces"] if n["type"] != "uts"]))

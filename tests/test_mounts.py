@@ -378,3 +378,18 @@ def test_symlink_loop_at_a_mount_point_is_a_clean_error(oci):
     r = oci.cmd("run", "-b", b, oci.new_id())
     assert r.returncode == 1 and "/loop/x" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("cgroupns", [True, False])
+def test_read_only_cgroup_mount_is_made_once(oci, cgroupns):
+    """A read-only `cgroup` mount (Docker's) on a v1 host: the tmpfs at
+    /sys/fs/cgroup is itself made read-only, not covered by a read-only
+    recursive bind of the whole tree, which showed every hierarchy twice."""
+    cfg = config(sh("awk '$5 ~ \"^/sys/fs/cgroup\" {print $5}' /proc/self/mountinfo | sort | uniq -c; "
+                    "touch /sys/fs/cgroup/x 2>&1; mkdir /sys/fs/cgroup/y 2>&1; true"))
+    if not cgroupns:
+        cfg = drop_ns(cfg, "cgroup")
+    out = run_ok(oci, cfg)
+    counts = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert counts and all(n == "1" for n, _ in counts), out
+    assert out.count("Read-only file system") == 2, out

@@ -7,6 +7,7 @@ The session fixture removes the containers, podman's storage, mounts and
 cgroups at the end, and fails (as a teardown error) if the runtime left any
 state, mount or cgroup behind.  Skipped only if podman/conmon are missing.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -175,6 +176,21 @@ def test_memory_512k(podman):
     assert (r.returncode, r.stdout) == (0, "it works\n"), r.stderr
 
 
+@pytest.mark.parametrize("user", ["0", "1000"])
+def test_classic_allow_list_seccomp_profile(podman, user):
+    """Issue 12.3: a profile that allows what busybox needs and the calls
+    runc makes after its filter, but no openat2, close_range or getcwd;
+    podman's capabilities and noNewPrivileges false (the early load)."""
+    from test_seccomp_order import minimal_profile
+    profile = podman.base / "minimal-seccomp.json"
+    profile.write_text(json.dumps(minimal_profile()))
+    opts = ("--security-opt", f"seccomp={profile}", "--user", user)
+    r = podman.run(*opts, IMAGE, "echo", "filtered")
+    assert (r.returncode, r.stdout) == (0, "filtered\n"), r.stderr
+    c = podman.run_d(*opts, IMAGE, "sleep", "300")
+    assert podman.ok("exec", c, "echo", "exec-filtered") == "exec-filtered\n"
+
+
 # -- a detached container -----------------------------------------------------
 
 def test_detached_run_and_exec(podman):
@@ -210,6 +226,17 @@ def test_pause_and_resume(podman):
     podman.ok("unpause", c)
     assert podman.status(c) == "running"
     assert podman.ok("exec", c, "echo", "alive") == "alive\n"
+
+
+def test_kill_of_a_paused_container(podman):
+    """SIGKILL reaches a paused container: the freezer is thawed after it
+    (podman waited for an exit file that never came)."""
+    c = podman.run_d(IMAGE, "sleep", "300")
+    podman.ok("pause", c)
+    podman.ok("kill", c)
+    assert podman.ok("wait", c).strip() == "137"
+    assert podman.status(c) == "exited"
+    podman.ok("rm", c)
 
 
 def test_kill_signal_and_stop(podman):

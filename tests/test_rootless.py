@@ -564,3 +564,20 @@ def test_features_report_rootless(rl):
     assert ann["org.ociruntime.rootless.cgroups"] == "delegated-only"
     assert json.loads(subprocess.run([RUNTIME, "features"], capture_output=True, text=True,
                                      check=True).stdout)["annotations"] == ann
+
+
+def test_bind_mount_of_the_users_private_directory(rl):
+    """A volume from a 0700 directory of the user: written from inside as
+    the container's root, it is the user's file on the host."""
+    vol = os.path.join(rl.user.home, f"vol-{uuid.uuid4().hex[:6]}")
+    os.mkdir(vol, 0o700)
+    with open(os.path.join(vol, "in"), "w") as f:
+        f.write("from-host\n")
+    subprocess.run(["chown", "-R", f"{rl.user.uid}:{rl.user.gid}", vol], check=True)
+    cfg = rl.spec(["sh", "-c", "cat /vol/in; echo from-container > /vol/out"])
+    cfg["mounts"].append({"destination": "/vol", "type": "bind", "source": vol,
+                          "options": ["rbind", "rw"]})
+    r = rl.cmd("run", "-b", rl.bundle(cfg), rl.new_id())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "from-host\n"
+    assert os.stat(os.path.join(vol, "out")).st_uid == rl.user.uid

@@ -11,6 +11,7 @@ packages=(
     iproute2 runc crun podman containerd criu                # reference runtimes, engines
     conmon catatonit netavark aardvark-dns containernetworking-plugins \
     slirp4netns uidmap fuse-overlayfs iptables               # podman offline (tests/test_podman.py)
+    docker.io                                                # tests/test_docker.py (a private dockerd)
     strace procps util-linux time                            # test and benchmark tools
 )
 missing=()
@@ -21,6 +22,15 @@ for p in "${packages[@]}"; do
 done
 # Reruns skip apt's network round trip when nothing is missing.
 if [ ${#missing[@]} -gt 0 ]; then
+    # docker.io's postinst would start the host's default dockerd, which
+    # makes docker0 and iptables rules: policy-rc.d's 101 tells invoke-rc.d
+    # to start nothing. Ours only for the install (a container image may
+    # ship its own, which stays).
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}"
 fi

@@ -266,21 +266,35 @@ class Manager:
 
     def _make(self, mnt, path):
         """Make path and its missing parents in one hierarchy, noting what
-        we made (delete removes exactly that)."""
-        missing, p = [], path
-        while p != mnt and not os.path.isdir(p):
-            missing.append(p)
-            p = os.path.dirname(p)
-        for d in reversed(missing):
+        we made (delete removes exactly that).  A parent that vanishes
+        meanwhile (another container's delete removed it, empty) is made
+        again."""
+        for attempt in range(3):
+            missing, p = [], path
+            while p != mnt and not os.path.isdir(p):
+                missing.append(p)
+                p = os.path.dirname(p)
             try:
-                os.mkdir(d)
-            except FileExistsError:
-                continue
-            except OSError as e:
-                raise OciError(f"create cgroup {d}: {_strerror(e)}") from None
+                for d in reversed(missing):
+                    self._mkdir(mnt, d)
+                return
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise OciError(f"create cgroup {path}: its parent keeps vanishing") from None
+
+    def _mkdir(self, mnt, d):
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            return
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            raise OciError(f"create cgroup {d}: {_strerror(e)}") from None
+        if d not in self.created:
             self.created.append(d)
-            if mnt == self.layout.v1.get("cpuset"):
-                _inherit_cpuset(d)
+        if mnt == self.layout.v1.get("cpuset"):
+            _inherit_cpuset(d)
 
     def planned(self):
         """The directories create() will make, parents first (what is
@@ -381,24 +395,27 @@ class Manager:
                 raise OciError(f"join cgroup {path}: {_strerror(e)}") from None
 
     def pids(self):
-        """Pids in the container's cgroup (the cgroup2 directory if there is
-        one, it holds them all; else the first hierarchy).  A rootless
-        container without cgroups: the init and its descendants."""
+        """Pids in the container's cgroups and the child cgroups its
+        processes made (systemd or dockerd inside), as runc's GetAllPids:
+        cgroup.procs lists a cgroup's own processes only, in v1 and v2.
+        Every hierarchy is read, so that a process moved out of the
+        container's subtree in one of them is still found in another.
+        A rootless container without cgroups: the init and its descendants."""
         if not self.paths and self.init:
             return _process_tree(*self.init)
-        paths = list(self.paths.values())
-        for path in paths:
-            if os.path.exists(path + "/cgroup.kill"):
-                paths.remove(path)
-                paths.insert(0, path)
-                break
-        for path in paths:
-            try:
-                with open(path + "/cgroup.procs") as f:
-                    return [int(x) for x in f.read().split()]
-            except OSError:
-                continue
-        return []
+        out, seen = [], set()
+        for path in self.paths.values():
+            for d in _subtree(path):
+                try:
+                    with open(d + "/cgroup.procs") as f:
+                        found = [int(x) for x in f.read().split()]
+                except OSError:
+                    continue
+                for pid in found:
+                    if pid not in seen:
+                        seen.add(pid)
+                        out.append(pid)
+        return out
 
     # -- freezer -------------------------------------------------------------
     def _freezer(self):
@@ -432,30 +449,25 @@ class Manager:
 
     # -- killing -------------------------------------------------------------
     def kill_all(self, sig):
-        """Signal every process in the cgroup: SIGKILL through cgroup.kill
-        where the container has a cgroup2 directory; otherwise freeze,
-        signal each pid, thaw (so none forks away meanwhile), like runc."""
+        """Signal every process in the container's cgroups, child cgroups
+        included.  SIGKILL goes through cgroup.kill where the container has
+        a cgroup2 directory.  Otherwise, like runc: freeze (so that none
+        forks away meanwhile), signal each pid, thaw -- a paused container
+        runs again afterwards, as with runc.  Only the container's own
+        directories are written: never a parent, which siblings share."""
         import _signal   # signal's C core: no enum import
-        from ociruntime.cgroups import v2
         v2dir = self.v2_dir
-        mod, fdir = self._freezer()
         if sig == _signal.SIGKILL and v2dir and os.path.exists(v2dir + "/cgroup.kill"):
             try:
                 write_file(v2dir + "/cgroup.kill", "1")
-                if mod is not None and mod is not v2 and mod.frozen(fdir):
-                    mod.thaw(fdir)   # v1-frozen tasks die only once thawed
+                self.thaw_after_kill()
                 return
             except OciError:
                 pass   # gone meanwhile, or an old kernel: by hand
-        thaw = False
+        mod, fdir = self._freezer()
         if mod is not None:
             try:
-                # A killed task must run to die: thaw afterwards even if
-                # the container was paused; other signals keep it paused.
-                was = mod.frozen(fdir)
-                if not was:
-                    mod.freeze(fdir)
-                thaw = not was or sig == _signal.SIGKILL
+                mod.freeze(fdir)
             except OciError:
                 pass   # being removed: signal what is there anyway
         try:
@@ -465,11 +477,30 @@ class Manager:
                 except ProcessLookupError:
                     pass
         finally:
-            if thaw:
+            if mod is not None:
                 try:
                     mod.thaw(fdir)
                 except OciError:
                     pass
+            if sig == _signal.SIGKILL:
+                self.thaw_after_kill()
+
+    def thaw_after_kill(self):
+        """Thaw after SIGKILL, as runc does: a task frozen by the v1
+        freezer dies only once it runs; with it, child cgroups that froze
+        themselves (a paused container of a docker inside).  cgroup2's
+        freezer lets SIGKILL through, but what survives runs again, as on v1."""
+        d = self.dir_of("freezer")
+        if d:
+            from ociruntime.cgroups import v1
+            v1.thaw_tree(d[1])
+            return
+        mod, fdir = self._freezer()
+        if mod is not None and mod.frozen(fdir):
+            try:
+                mod.thaw(fdir)
+            except OciError:
+                pass
 
     def wait_empty(self, timeout):
         deadline = time.monotonic() + timeout
@@ -482,24 +513,40 @@ class Manager:
         return True
 
     def destroy(self, timeout=10.0):
-        """Remove the directories we made, deepest first.  Processes that
-        were killed may take a moment to leave: kill again and retry while
-        the kernel says busy."""
+        """Remove the container's cgroup directories that we made, with the
+        child cgroups its processes made in them; then the parents we
+        made, if they are empty now.  Processes still in the container's
+        directories (killed, but slow to leave) are killed again while the
+        kernel says busy.  A parent is only tried once, and nothing is
+        ever written into it: it may hold another container (runc leaves
+        parents alone altogether)."""
         deadline = time.monotonic() + timeout
+        leaves = set(self.paths.values())
+        ours = [d for d in self.created if d in leaves]
+        delay = 0.001
+        while True:
+            busy = None
+            for leaf in ours:
+                try:
+                    _remove_subtree(leaf)
+                except OSError as e:
+                    if e.errno != 16:   # EBUSY: processes still in it
+                        raise OciError(f"remove cgroup {e.filename or leaf}: {_strerror(e)}") from None
+                    busy = e
+            if busy is None:
+                break
+            if time.monotonic() > deadline:
+                raise OciError(f"remove cgroup {busy.filename}: {_strerror(busy)}")
+            for leaf in leaves:   # every hierarchy: a v1 freezer holds them all
+                _kill_subtree(leaf)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
         for d in sorted(self.created, key=len, reverse=True):
-            delay = 0.001
-            while True:
+            if d not in leaves:
                 try:
                     os.rmdir(d)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError as e:
-                    if e.errno != 16 or time.monotonic() > deadline:   # EBUSY
-                        raise OciError(f"remove cgroup {d}: {_strerror(e)}") from None
-                    _kill_all_in(d)
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.05)
+                except OSError:
+                    pass   # in use (a sibling's), or gone
 
     def mount_layout(self):
         """[(name, fstype, options, host directory)] for a `cgroup` mount."""
@@ -554,22 +601,46 @@ def _process_tree(pid, start_time):
     return out
 
 
-def _kill_all_in(path):
-    import _signal
-    if os.path.exists(path + "/cgroup.kill"):
+def _subtree(top):
+    """top and every cgroup directory under it, deepest first (cgroupfs
+    has no symlinks; os.walk would not follow one anyway)."""
+    return [dirpath for dirpath, _dirs, _files in os.walk(top, topdown=False)]
+
+
+def _remove_subtree(top):
+    """rmdir top and the cgroups under it, deepest first; OSError (EBUSY
+    while processes are in one) for the caller to handle."""
+    for d in _subtree(top):
         try:
-            write_file(path + "/cgroup.kill", "1")
+            os.rmdir(d)
+        except FileNotFoundError:
+            pass
+
+
+def _kill_subtree(top):
+    """SIGKILL every process in top and the cgroups under it (cgroup.kill
+    where there is one), thawing a v1 freezer so that they can die."""
+    import _signal
+    if os.path.exists(top + "/cgroup.kill"):
+        try:
+            write_file(top + "/cgroup.kill", "1")
+            return
         except OciError:
             pass
-    try:
-        with open(path + "/cgroup.procs") as f:
-            for pid in f.read().split():
-                try:
-                    os.kill(int(pid), _signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-    except OSError:
-        pass
+    if os.path.exists(top + "/freezer.state"):
+        from ociruntime.cgroups import v1
+        v1.thaw_tree(top)
+    for d in _subtree(top):
+        try:
+            with open(d + "/cgroup.procs") as f:
+                pids = f.read().split()
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                os.kill(int(pid), _signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def _inherit_cpuset(d):

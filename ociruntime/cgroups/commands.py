@@ -24,9 +24,10 @@ def _load_live(root, cid):
 # -- pause / resume -----------------------------------------------------------
 
 def pause(root, cid):
+    # runc: a running or created container; pausing a paused one is an error.
     c, status = _load_live(root, cid)
     if status == "paused":
-        return
+        raise ContainerNotRunning("container not running")
     _manager(c).freeze()
 
 
@@ -97,10 +98,12 @@ def read_resources(arg):
         raise OciError(f"--resources {arg}: {os.strerror(e.errno).lower()}") from None
     try:
         res = json.loads(raw) if raw.strip() else {}
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:   # RecursionError: nested a thousand deep
         raise OciError(f"--resources {arg}: not JSON: {e}") from None
     if not isinstance(res, dict):
         raise OciError(f"--resources {arg}: not a JSON object (LinuxResources)")
+    from ociruntime.config import check_strings   # no NUL, no lone surrogate
+    check_strings(raw, res, f"--resources {arg}")
     return res
 
 

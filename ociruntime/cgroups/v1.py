@@ -46,6 +46,18 @@ def thaw(d, timeout=10.0):
         time.sleep(0.001)
 
 
+def thaw_tree(top):
+    """Thaw top and every cgroup under it that froze itself (a child's
+    own FROZEN outlives its parent's thaw); parents first.  Errors are
+    ignored: it is done to let killed tasks die."""
+    for d in sorted((p for p, _dirs, _files in os.walk(top)), key=len):
+        try:
+            if read_text(d + "/freezer.state").strip() != "THAWED":
+                write_file(d + "/freezer.state", "THAWED", "resume")
+        except (OSError, OciError):
+            pass
+
+
 def oom_eventfd(memdir):
     """An eventfd that becomes readable at each OOM in memdir (v1
     memory.oom_control through cgroup.event_control), or None."""
