@@ -409,6 +409,12 @@ def test_every_command_against_a_root_owned_state_dir(rl, oci):
         assert "permission denied" in r.stderr and oci.root in r.stderr, (args, r.stderr)
         assert "--root" in r.stderr, (args, r.stderr)
         assert "internal error" not in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+    log = os.path.join(rl.user.home, "log.json")
+    r = rl.cmd("--log", log, "--log-format", "json", "state", cid, root=oci.root, cwd="/")
+    assert r.returncode == 1
+    with open(log) as f:
+        entry = json.loads(f.read().splitlines()[-1])
+    assert entry["level"] == "error" and "permission denied" in entry["msg"], entry
     rl.roots.discard(oci.root)
     assert oci.state(cid)["status"] == "created"
 
