@@ -26,4 +26,3 @@ class ContainerNotFound(OciError):
 
 class ContainerNotRunning(OciError):
     """Engines (containerd) match the text "container not running"."""
-
