@@ -138,4 +138,15 @@ class RootlessUser:
         subprocess.run(["userdel", "-r", "-f", self.name], capture_output=True)
         _edit_subid(self.name)
         shutil.rmtree(self.xdg, ignore_errors=True)
-        shutil.rmtree(f"/tmp/ociruntime-{self.uid}", ignore_errors=True)
+        # What it left in /tmp (the /tmp root of rootless.py, conmon's
+        # terminal sockets): the user is gone, nothing else owns its uid.
+        for e in os.scandir("/tmp"):
+            try:
+                if e.stat(follow_symlinks=False).st_uid != self.uid:
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    shutil.rmtree(e.path, ignore_errors=True)
+                else:
+                    os.unlink(e.path)
+            except OSError:
+                pass
