@@ -139,7 +139,16 @@ def build(cfg, ns, ctx):
     tasks = getattr(ctx, "cgroup_tasks", ())
     if tasks:   # into its v1 cgroups, before it allocates anything more
         plan.add("JOIN_CGROUP", *[x for fd, path in tasks for x in (fd, path)])
+    # Rootless: the runtime (or newuidmap) is no more than the init's owner,
+    # and /proc/PID of a non-dumpable process is root's: dumpable while it
+    # writes the maps, as runc's nsexec does.  Nothing of the container has
+    # run yet.
+    owner_writes = getattr(ctx, "rootless", False) and "user" in ns.new
+    if owner_writes:
+        plan.add("SET_DUMPABLE", 1)
     plan.add("SYNC_HELLO")      # the runtime maps ids, joins cgroups
+    if owner_writes:
+        plan.add("SET_DUMPABLE", 0)
     if ns.has("user"):
         plan.add("SETID_ROOT")
     if not getattr(ctx, "no_new_keyring", False):   # runc: not the caller's session keyring

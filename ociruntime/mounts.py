@@ -138,6 +138,11 @@ def plan_mounts(plan, cfg, ctx):
                 plan.add("MOUNT", source, dest, "", flags, "", mprop, kind, sources.get(i, -1))
         elif mtype in ("cgroup", "cgroup2"):
             _plan_cgroup_mount(plan, dest, flags, ctx)
+        elif mtype == "sysfs" and getattr(ctx, "rootless", False) and not getattr(ctx, "netns_new", True):
+            # Rootless without a network namespace of its own: the kernel
+            # refuses a new sysfs, so the host's is bound, as runc does
+            # (and kept read-only and nosuid/nodev/noexec as asked).
+            plan.add("MOUNT", "/sys", dest, "", flags | MS_BIND | MS_REC, "", mprop, MOUNT_DIR)
         else:
             if not mtype:
                 raise ConfigError(f"{where}.type: a mount that is not a bind needs a type")
@@ -170,6 +175,12 @@ def plan_sources(plan, cfg, ctx, ns):
     ctx.source_index = sources = {}
     if "user" not in ns.new or "mount" not in ns.new or ns.joined:
         return   # joined namespaces: the intermediate would have to send them
+    if getattr(ctx, "rootless", False) and os.geteuid() != 0:
+        # An unprivileged runtime may not enter the new mount namespace
+        # (setns needs CAP_SYS_ADMIN in its own user namespace), and has
+        # no more access than the container's root, which it maps: the
+        # init opens the sources itself.
+        return
     for i, m in enumerate(cfg.get("mounts") or ()):
         flags = parse_options(m.get("options"), "")[0]
         if m.get("type") == "bind":
