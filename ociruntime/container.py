@@ -47,14 +47,14 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
     A config error names the spec section it breaks, as `validate` does."""
     try:
         return _create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
-                       foreground, systemd_cgroup, no_new_keyring)
+                       foreground, systemd_cgroup, no_new_keyring, rootless)
     except ConfigError as e:
         from ociruntime import checks
         raise checks.annotate(e) from None
 
 
 def _create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds, foreground,
-            systemd_cgroup, no_new_keyring):
+            systemd_cgroup, no_new_keyring, rootless):
     state.check_id(cid)
     if pid_file:
         pid_file = state.check_pid_file(pid_file)
