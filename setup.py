@@ -59,7 +59,7 @@ setup(
     ],
     packages=find_packages(include=["ociruntime", "ociruntime.*"]),
     package_data={"ociruntime": ["schemas/*.json"]},
-    python_requires=">=3.9",
+    python_requires=">=3.10",   # zip(strict=) in cgroups/dbus.py; tested on 3.11
     setup_requires=["cffi>=1.15"],
     install_requires=["cffi>=1.15"],
     # Only two features need more, and they import it when used

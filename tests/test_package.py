@@ -126,6 +126,14 @@ def test_wheel_installs_runs_and_uninstalls_clean(dists, oci, tmp_path):
     run_busybox(oci, venv)
     # The front end ran the launcher's bytecode, which the install made.
     assert (venv / "bin" / "__pycache__" / "ociruntime-py.pyc").is_file()
+    # README's install: engines call a symlink (/usr/local/bin/ociruntime),
+    # with no PATH; the command finds its venv through the link.
+    link = tmp_path / "link" / "ociruntime"
+    link.parent.mkdir()
+    link.symlink_to(venv / "bin" / "ociruntime")
+    r = subprocess.run([link, "--root", oci.root, "run", "-b", oci.bundle(), oci.new_id()], env={},
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0 and "hostname: busybox" in r.stdout, r.stderr
 
     # No extras here: each feature that needs one says which.
     b = oci.bundle()
