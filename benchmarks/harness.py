@@ -58,7 +58,10 @@ def call(argv, workdir, timeout=60):
         acts = [(os.POSIX_SPAWN_DUP2, null.fileno(), 0), (os.POSIX_SPAWN_DUP2, out.fileno(), 1),
                 (os.POSIX_SPAWN_DUP2, err.fileno(), 2)]
         t0 = time.perf_counter_ns()
-        pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=acts, setpgroup=0)
+        try:
+            pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=acts, setpgroup=0)
+        except OSError as e:
+            raise CallFailed(f"cannot run {argv[0]}: {e.strerror}") from None
         status, ru = _wait(pid, timeout)
         wall = (time.perf_counter_ns() - t0) / 1e6
         out.seek(0)
@@ -144,10 +147,12 @@ def make_bundle(path, repo, runc=None):
     `runc spec` when runc is there, else ociruntime's own default spec
     (without a terminal, so that no call needs one)."""
     rootfs = os.path.join(path, "rootfs")
-    subprocess.run([os.path.join(repo, "bundles", "make-rootfs.sh"), rootfs], check=True,
-                   stdout=subprocess.DEVNULL)
+    if subprocess.run([os.path.join(repo, "bundles", "make-rootfs.sh"), rootfs],
+                      stdout=subprocess.DEVNULL).returncode != 0:
+        raise SystemExit("bundle: bundles/make-rootfs.sh failed (above)")
     if runc:
-        subprocess.run([runc, "spec", "--bundle", path], check=True)
+        if subprocess.run([runc, "spec", "--bundle", path]).returncode != 0:
+            raise SystemExit(f"bundle: `{runc} spec` failed (above)")
         import json
         with open(os.path.join(path, "config.json")) as f:
             cfg = json.load(f)

@@ -86,6 +86,9 @@ def measure(o):
             raise SystemExit(f"--runtime {name}: {path} is not executable")
     if len({n for n, _ in runtimes}) != len(runtimes):
         raise SystemExit("--runtime: each name once")
+    if "memory" in o.scenarios and not os.access(harness.GNU_TIME, os.X_OK):
+        raise SystemExit(f"memory: needs GNU time at {harness.GNU_TIME} (apt-get install time), "
+                         "or leave it out with --scenarios")
     hide = o.hide if o.hide is not None else (
         any(n == "crun" or p.endswith("/crun") for n, p in runtimes) and harness.hybrid_cgroup2())
     if hide:

@@ -13,7 +13,6 @@ the sdist's install into a fresh venv is the one a user runs: pip's
 isolated build, which fetches setuptools, wheel and cffi from the index.
 """
 import json
-import os
 import re
 import subprocess
 import sys
