@@ -57,7 +57,7 @@ def _jsonschema():
     try:
         import jsonschema
     except ImportError:
-        raise OciError("the reference validator needs the jsonschema package") from None
+        raise OciError("validate needs the jsonschema package: pip install 'ociruntime[validate]'") from None
     return jsonschema
 
 
