@@ -134,12 +134,13 @@ def test_wheel_installs_runs_and_uninstalls_clean(dists, oci, tmp_path):
                        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert r.returncode == 0 and "hostname: busybox" in r.stdout, r.stderr
 
-    # No extras here: each feature that needs one says which.
+    # No extras here.  validate runs create's own checks (the compiled
+    # schema) without jsonschema, which only lists every schema error at
+    # once; a feature that cannot do without its extra says which.
     b = oci.bundle()
     r = subprocess.run([venv / "bin" / "ociruntime", "--root", oci.root, "validate", "-b", b],
                        capture_output=True, text=True, timeout=60)
-    assert r.returncode == 1 and r.stdout == ""
-    assert r.stderr.count("\n") == 1 and "ociruntime[validate]" in r.stderr, r.stderr
+    assert r.returncode == 0 and r.stdout.endswith(": valid\n"), r.stderr
     cfg = json.loads((b / "config.json").read_text())
     cfg["linux"]["netDevices"] = {"ocirt-pkg0": {}}
     b2 = oci.bundle(cfg)
