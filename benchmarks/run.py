@@ -1,159 +1,150 @@
 #!/usr/bin/env python3
-"""Run the shared OCI runtime benchmark on ociruntime, runc and crun, and
-print the table of issue 7 with ratios against runc and crun.
+"""Time ociruntime against runc and crun, side by side, and print a table
+with ratios.  As root, from the repository root:
 
-    python -m benchmarks              (from the repository root, as root)
-    benchmarks/run.py -n 50 --bench /path/to/runtime_bench.py
+    python3 -m benchmarks                      # ociruntime, runc, crun; -n 30
+    python3 -m benchmarks -n 100 --json /tmp/bench.json
+    python3 -m benchmarks --from-json /tmp/bench.json   # the table again
+    python3 -m benchmarks --runtime ociruntime=/usr/local/bin/ociruntime --runtime runc=/usr/sbin/runc
 
-The measuring is done by runtime_bench.py (../shared/bench/ beside the
-repository unless --bench says where): it builds its own busybox bundle
-from `runc spec`, interleaves the runtimes call by call and writes every
-sample to JSON; this script only turns that JSON into the table.  It is
-not a test: timings depend on the machine and its load.
+The first runtime is the one the ratios are of.  Not a test: timings
+depend on the machine and its load (benchmarks/README.md).
 """
 import argparse
 import json
 import os
 import shutil
-import subprocess
+import signal
 import sys
 import tempfile
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_BENCH = os.path.join(os.path.dirname(REPO), "shared", "bench", "runtime_bench.py")
+if __package__ in (None, ""):   # benchmarks/run.py: make `benchmarks` importable
+    sys.path.insert(0, REPO)
 
-# (row of the issue's table, scenario, bench summary label, unit, higher is better)
-ROWS = [
-    ("full cycle create→start→stopped→delete", "lifecycle", "lifecycle: create→start→stopped→delete", "ms", False),
-    ("create", "lifecycle", "  ↳ create", "ms", False),
-    ("start", "lifecycle", "  ↳ start", "ms", False),
-    ("state", "lifecycle", "  ↳ `state` (one call)", "ms", False),
-    ("delete", "lifecycle", "  ↳ delete", "ms", False),
-    ("CPU of the full cycle (user+sys)", "lifecycle", "  ↳ CPU user+sys of the runtime calls", "ms", False),
-    ("run /bin/true in the foreground", "run", "run (foreground, + delete if left)", "ms", False),
-    ("exec /bin/true", "exec", "exec `/bin/true` in running container", "ms", False),
-    ("2 parallel workers", "parallel", "parallel ×{W} `run`: throughput per round", "containers/s", True),
-    ("create peak RSS", "memory", "memory: `create` peak RSS", "MiB", False),
-]
+from benchmarks import harness, report   # noqa: E402
+from benchmarks.scenarios import SCENARIOS, Bench   # noqa: E402
+
+
+def default_runtimes():
+    found = [("ociruntime", harness.which("ociruntime", os.path.join(REPO, ".venv", "bin", "ociruntime"))),
+             ("runc", harness.which("runc", "/usr/sbin/runc")),
+             ("crun", harness.which("crun", "/usr/bin/crun"))]
+    # The repository's own build first, when there is one.
+    venv = os.path.join(REPO, ".venv", "bin", "ociruntime")
+    if os.access(venv, os.X_OK):
+        found[0] = ("ociruntime", venv)
+    for name, path in found:
+        if path is None:
+            harness.log_line(f"{name}: not found, left out (--runtime {name}=PATH to name it)")
+    return [(n, p) for n, p in found if p]
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--bench", default=DEFAULT_BENCH, help="path of runtime_bench.py")
-    p.add_argument("--ociruntime", default=os.path.join(REPO, ".venv", "bin", "ociruntime"))
-    p.add_argument("--runc", default=shutil.which("runc") or "/usr/sbin/runc")
-    p.add_argument("--crun", default=shutil.which("crun") or "/usr/bin/crun")
-    p.add_argument("-n", "--iterations", type=int, default=50, help="samples per scenario and runtime")
-    p.add_argument("--workers", type=int, default=2, help="parallel workers")
-    p.add_argument("--scenarios", default="lifecycle,run,parallel,memory,exec")
-    p.add_argument("--no-hide-cgroup2", action="store_true",
-                   help="do not pass --hide-cgroup2 (crun refuses this host's cgroup2 with controllers)")
-    p.add_argument("--json", metavar="FILE", help="keep the bench's raw JSON here")
+    p = argparse.ArgumentParser(prog="python3 -m benchmarks", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runtime", action="append", metavar="NAME=PATH",
+                   help="a runtime to time (repeat; the first is compared with the others); "
+                        "default: ociruntime (.venv's, else PATH's), runc, crun")
+    p.add_argument("-n", "--iterations", type=int, default=30, help="samples per scenario and runtime")
+    p.add_argument("--warmup", type=int, default=2, help="untimed rounds before each scenario")
+    p.add_argument("--workers", type=int, default=2, help="concurrent `run`s in the parallel scenario")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of the parallel scenario")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS),
+                   help="comma-separated, from: " + ", ".join(SCENARIOS))
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--hide-cgroup2", dest="hide", action="store_true", default=None,
+                   help="run in a private mount namespace without /sys/fs/cgroup/unified (crun 1.8 "
+                        "refuses a hybrid host otherwise); default: when crun runs on a hybrid host")
+    g.add_argument("--no-hide-cgroup2", dest="hide", action="store_false")
+    p.add_argument("--json", metavar="FILE", help="write every sample, the summary and the machine here")
     p.add_argument("--markdown", metavar="FILE", help="also write the table to FILE")
-    p.add_argument("--from-json", metavar="FILE", help="only print the table of an earlier --json")
-    p.add_argument("bench_args", nargs="*", help="more runtime_bench.py arguments (after --)")
-    return p.parse_args(argv)
+    p.add_argument("--from-json", metavar="FILE", help="print the table of an earlier --json, run nothing")
+    p.add_argument("--workdir", help="where bundles and state roots go (default: a new temporary directory)")
+    o = p.parse_args(argv)
+    o.scenarios = [s for s in o.scenarios.split(",") if s]
+    bad = [s for s in o.scenarios if s not in SCENARIOS]
+    if bad:
+        p.error(f"--scenarios: unknown {', '.join(bad)}")
+    if min(o.iterations, o.workers, o.rounds) < 1 or o.warmup < 0:
+        p.error("-n, --workers and --rounds must be at least 1, --warmup at least 0")
+    runtimes = []
+    for spec in o.runtime or []:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            p.error(f"--runtime {spec!r}: expected NAME=PATH")
+        runtimes.append((name, path))
+    o.runtimes = runtimes or None
+    return o
 
 
-def run_bench(o, json_path):
-    if not os.path.isfile(o.bench):
-        raise SystemExit(f"runtime_bench.py not found at {o.bench}: pass --bench PATH")
-    runtimes = [("ociruntime", o.ociruntime), ("runc", o.runc), ("crun", o.crun)]
-    argv = [sys.executable, o.bench]
+def measure(o):
+    runtimes = o.runtimes or default_runtimes()
     for name, path in runtimes:
         if not os.access(path, os.X_OK):
-            raise SystemExit(f"{name}: {path} is not executable")
-        argv += ["--runtime", f"{name}={path}"]
-    argv += ["-n", str(o.iterations), "--workers", str(o.workers),
-             "--scenarios", o.scenarios, "--json", json_path]
-    if not o.no_hide_cgroup2:
-        argv.append("--hide-cgroup2")
-    argv += o.bench_args
-    print("$ " + " ".join(argv), file=sys.stderr, flush=True)
-    # The bench's own Markdown report goes to stderr: ours is the table.
-    r = subprocess.run(argv, stdout=sys.stderr)
-    if r.returncode not in (0, 2):   # 2: cleanup problems, still a report
-        raise SystemExit(f"runtime_bench.py failed (exit {r.returncode})")
-    return argv
+            raise SystemExit(f"--runtime {name}: {path} is not executable")
+    if len({n for n, _ in runtimes}) != len(runtimes):
+        raise SystemExit("--runtime: each name once")
+    if "memory" in o.scenarios and not os.access(harness.GNU_TIME, os.X_OK):
+        raise SystemExit(f"memory: needs GNU time at {harness.GNU_TIME} (apt-get install time), "
+                         "or leave it out with --scenarios")
+    hide = o.hide if o.hide is not None else (
+        any(n == "crun" or p.endswith("/crun") for n, p in runtimes) and harness.hybrid_cgroup2())
+    if hide:
+        harness.hide_cgroup2()
+    harness.become_subreaper()
+    workdir = o.workdir or tempfile.mkdtemp(prefix="ociruntime-bench-")
+    os.makedirs(workdir, exist_ok=True)
+    meta = {"machine": harness.machine(), "argv": sys.argv, "hide_cgroup2": bool(hide),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "runtimes": [{"name": n, "path": p, "version": harness.version_of(p)} for n, p in runtimes],
+            "options": {"iterations": o.iterations, "warmup": o.warmup, "workers": o.workers,
+                        "rounds": o.rounds, "scenarios": o.scenarios}}
+    runc = dict(runtimes).get("runc") or harness.which("runc", "/usr/sbin/runc")
+    bench = None
+    try:
+        cfg, meta["config_source"] = harness.make_bundle(os.path.join(workdir, "bundle"), REPO, runc)
+        bench = Bench(runtimes, workdir, cfg, o.iterations, o.warmup, o.workers, o.rounds)
+        bench.run(o.scenarios)
+    finally:
+        if bench:
+            bench.cleanup()
+        if not o.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            for name in os.listdir(workdir):   # ours only: the bundles and state roots
+                if name.startswith(("bundle", "root-")):
+                    shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
+    meta["loadavg_end"] = list(os.getloadavg())
+    return {"meta": meta, "samples": bench.samples, "failures": bench.failures,
+            "summary": report.summarize(bench.samples)}
 
 
-def _cell(summary, label, name):
-    for row in summary["rows"]:
-        if row["label"] == label:
-            c = row["cells"].get(name) or {}
-            return c.get("median"), c.get("p90"), c.get("failed", False)
-    return None, None, False
-
-
-def table(doc, argv=None):
-    summary = doc["summary"]
-    W = doc["meta"]["options"].get("workers", 2)
-    names = ["ociruntime", "runc", "crun"]
-    out = []
-    m = doc["meta"]["machine"]
-    out.append(f"machine: {m['os']}, kernel {m['kernel']}, {m['nproc']} CPUs ({m['cpu_model']}), "
-               f"RAM {m['mem_total']}; load {' '.join(m['loadavg_start'])} at start, "
-               f"{' '.join(doc['meta']['loadavg_end'])} at end")
-    for n in names:
-        rt = doc["runtimes"].get(n, {})
-        out.append(f"{n}: {rt.get('path')} ({rt.get('version')})")
-    if argv:
-        out.append("command: " + " ".join(argv))
-    out.append("")
-    out.append("| scenario | unit | ociruntime | runc | crun | ociruntime/runc | ociruntime/crun | beats runc |")
-    out.append("|---|---|---:|---:|---:|---:|---:|:---:|")
-    for title, scen, label, unit, higher in ROWS:
-        label = label.format(W=W)
-        cells, med = [], {}
-        for n in names:
-            v, p90, failed = _cell(summary, label, n)
-            med[n] = v
-            nd = 1 if unit in ("MiB", "containers/s") else 2
-            cells.append("FAIL" if failed else "–" if v is None else f"{v:.{nd}f} (p90 {p90:.{nd}f})")
-        ratios = []
-        for other in ("runc", "crun"):
-            a, b = med["ociruntime"], med[other]
-            ratios.append(f"{a / b:.2f}×" if a and b else "n/a")
-        a, b = med["ociruntime"], med["runc"]
-        beats = "n/a" if a is None or b is None else ("yes" if (a > b if higher else a < b) else "no")
-        if title == "2 parallel workers":
-            title = f"{W} parallel workers (`run`)"
-        out.append(f"| {title} | {unit} | " + " | ".join(cells + ratios + [beats]) + " |")
-    out.append("")
-    out.append("Medians (p90) over the samples; ratios are ociruntime / other: below 1 is better "
-               "for ms and MiB, above 1 is better for containers/s.")
-    if doc.get("failures"):
-        out.append("")
-        for f in doc["failures"]:
-            out.append(f"- {f['runtime']} failed {f['scenario']} at `{f['step']}`: {f['message']}; "
-                       f"stderr: {(f.get('stderr') or '').strip().splitlines()[-1:]}")
-    return "\n".join(out)
+def _terminate(signum, frame):
+    raise KeyboardInterrupt   # through the finally blocks: containers deleted
 
 
 def main(argv=None):
     o = parse_args(sys.argv[1:] if argv is None else argv)
-    bench_argv = None
     if o.from_json:
-        path = o.from_json
+        with open(o.from_json) as f:
+            doc = json.load(f)
     else:
         if os.geteuid() != 0:
             raise SystemExit("the benchmark runs containers: run it as root")
-        path = o.json or os.path.join(tempfile.mkdtemp(prefix="ociruntime-bench-"), "bench.json")
-        bench_argv = run_bench(o, path)
-    with open(path) as f:
-        doc = json.load(f)
-    text = table(doc, bench_argv or doc["meta"].get("argv"))
+        signal.signal(signal.SIGTERM, _terminate)
+        doc = measure(o)
+        if o.json:
+            with open(o.json, "w") as f:
+                json.dump(doc, f, indent=1)
+    text = report.table(doc)
     print(text)
     if o.markdown:
         with open(o.markdown, "w") as f:
             f.write(text + "\n")
-    if not o.json and not o.from_json:
-        shutil.rmtree(os.path.dirname(path), ignore_errors=True)
-    return 0
+    return 1 if doc["failures"] else 0
 
 
 if __name__ == "__main__":
-    if __package__ in (None, ""):   # benchmarks/run.py: make `benchmarks` importable
-        sys.path.insert(0, REPO)
     sys.exit(main())

@@ -19,7 +19,7 @@ CFLAGS = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"]
 PACKAGE_EXES = {
     # The container init (spawn.c): the runtime posix_spawns it with the
     # plan; it clones the init, which runs the plan (plan.c and the steps).
-    "ociruntime-init": (["spawn.c", "plan.c", "sync.c", "mounts.c", "mounts_extra.c", "process.c",
+    "ociruntime-init": (["spawn.c", "plan.c", "sync.c", "mounts.c", "mounts_extra.c", "mount_fds.c", "process.c",
                          "process_extra.c", "terminal.c", "seccomp.c", "keyring.c", "hooks.c",
                          "hook_step.c", "sealed_exe.c"], ["seccomp"]),
 }
@@ -60,3 +60,18 @@ class InstallScripts(install_scripts):
         target = os.path.join(self.install_dir, "ociruntime")
         self.copy_file(os.path.join(ROOT, FRONT_END), target)
         self.outfiles.append(target)
+        self._launcher_bytecode()
+
+    def _launcher_bytecode(self):
+        """bin/__pycache__/ociruntime-py.pyc, the launcher's bytecode that
+        the front end runs (bin/ociruntime-py writes it when missing or
+        stale).  Made here so that it is one of the installed files
+        (RECORD) and `pip uninstall` removes it; pip's copy of the script
+        is newer than this, so the first call rewrites it in place."""
+        import py_compile
+        src = os.path.join(self.install_dir, "ociruntime-py")
+        pyc = os.path.join(self.install_dir, "__pycache__", "ociruntime-py.pyc")
+        if not self.dry_run:
+            py_compile.compile(src, cfile=pyc, doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
+        self.outfiles.append(pyc)

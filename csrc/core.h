@@ -35,7 +35,7 @@ enum oci_op {
     OP_SETHOSTNAME,        /* name */
     OP_SETDOMAINNAME,      /* name */
     OP_ROOTFS,             /* rootfs, propagation flags: prepare the root */
-    OP_MOUNT,              /* src, dest, fstype, flags, data, propagation, kind */
+    OP_MOUNT,              /* src, dest, fstype, flags, data, propagation, kind[, source index] */
     OP_MKNOD,              /* dest, mode, major, minor, uid, gid */
     OP_BIND_DEVICE,        /* host path, dest, uid, gid (user ns: no mknod) */
     OP_SYMLINK,            /* target, dest */
@@ -71,7 +71,7 @@ enum oci_op {
     OP_HOOK,               /* kind, index, path, timeout, state head, tail, argc, argv..., envc, env... */
     OP_REPORT_FD,          /* fd: after create, failures are written there (start reads them) */
     OP_MOUNT_SETATTR,      /* dest, attr_set, attr_clr, recursive: mount_setattr */
-    OP_MOVE_MOUNT,         /* fd of a detached (idmapped) mount, dest, kind */
+    OP_MOVE_MOUNT,         /* fd of a detached (idmapped) mount, dest, kind[, propagation] */
     OP_SCHED,              /* policy, flags, nice, priority, runtime, deadline, period */
     OP_IOPRIO,             /* ioprio value (class << 13 | level) */
     OP_PERSONALITY,        /* persona */
@@ -80,6 +80,8 @@ enum oci_op {
     OP_LO_UP,              /* bring lo up in a new network namespace */
     OP_JOIN_CGROUP,        /* (fd, path)...: write "0" to v1 `tasks` files: join them */
     OP_SESSION_KEYRING,    /* name: join (or make) a session keyring of that name */
+    OP_OPEN_SOURCE,        /* source: leading the plan, a bind's source that ociruntime-init
+                              opens for the init (OP_MOUNT's source index: the nth) */
     OP_CHROOT,             /* rootfs: no mount namespace of its own: chroot, mount nothing */
     OP__COUNT
 };

@@ -490,6 +490,51 @@ static int cmd_delete(const char *root, const char *id)
 
 /* -- the command line ------------------------------------------------------------ */
 
+/* Does uid 0 here map to 0 of the parent: the host's root (as
+ * ociruntime/rootless.py reads /proc/self/uid_map)?  Unreadable: yes. */
+static int maps_host_root(void)
+{
+    FILE *f = fopen("/proc/self/uid_map", "re");
+    if (!f)
+        return 1;
+    unsigned long in, out, n;
+    int found = 0;
+    while (fscanf(f, "%lu %lu %lu", &in, &out, &n) == 3)
+        if (in == 0 && out == 0)
+            found = 1;
+    fclose(f);
+    return found;
+}
+
+/* The default --root, as cli.py chooses it: /run/ociruntime, or in
+ * rootless mode (--rootless, or auto: not root, or a user namespace
+ * without the host's root) $XDG_RUNTIME_DIR/ociruntime, else
+ * /tmp/ociruntime-UID.  A rootless root that is not our own directory
+ * yet is Python's to make or refuse. */
+static const char *default_root(const char *rootless)
+{
+    int on;
+    if (!rootless || !strcmp(rootless, "auto"))
+        on = geteuid() != 0 || !maps_host_root();
+    else if (!strcmp(rootless, "true") || !strcmp(rootless, "1"))
+        on = 1;
+    else if (!strcmp(rootless, "false") || !strcmp(rootless, "0"))
+        on = 0;
+    else
+        run_python();
+    if (!on)
+        return "/run/ociruntime";
+    static char root[PATH_MAX];
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    int n = xdg && xdg[0] == '/' ? snprintf(root, sizeof root, "%s/ociruntime", xdg)
+                                 : snprintf(root, sizeof root, "/tmp/ociruntime-%u", (unsigned)geteuid());
+    struct stat st;
+    if (n < 0 || (size_t)n >= sizeof root || lstat(root, &st) < 0 || !S_ISDIR(st.st_mode)
+        || st.st_uid != geteuid())
+        run_python();
+    return root;
+}
+
 /* Can --log's file be opened (and made) for appending, as runc and
  * Python open it before doing anything? */
 static int log_opens(const char *path)
@@ -522,7 +567,7 @@ int main(int argc, char **argv)
     const char *nofast = getenv("OCIRUNTIME_NO_FAST");
     if (nofast && *nofast && strcmp(nofast, "0"))
         run_python();
-    const char *root = "/run/ociruntime", *value;
+    const char *root = NULL, *rootless = NULL, *value;
     int i = 1;
     /* The global flags that change nothing here (--log: only errors and
      * debug lines are logged, and both are Python's; but a log that cannot
@@ -537,6 +582,8 @@ int main(int argc, char **argv)
                 run_python();
             if (k == 0)
                 root = value;
+            else if (k == 3)
+                rootless = value;
             else if (k == 1 && !log_opens(value))
                 run_python();   /* Python fails the command, naming the file */
             else if (k == 2 && strcmp(value, "text") && strcmp(value, "json"))
@@ -545,6 +592,8 @@ int main(int argc, char **argv)
             run_python();   /* --debug, --help, --version, or unknown */
         }
     }
+    if (!root)
+        root = default_root(rootless);
     if (i == argc || !*root)
         run_python();
     const char *cmd = argv[i++];

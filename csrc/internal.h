@@ -70,6 +70,21 @@ void do_mask_path(struct init_ctx *c, const char *path);
 void do_remount_root(struct init_ctx *c, unsigned long flags);
 void do_chroot(struct init_ctx *c, const char *rootfs);
 
+/* mount_fds.c: mounting by fd (see there) */
+void add_source(struct init_ctx *c, const char *src);
+void sources_socket(struct init_ctx *c);
+void sources_child(void);
+void send_sources(pid_t pid);
+int bind_tree(struct init_ctx *c, const char *src, int index, int recursive);
+void set_bind_flags(struct init_ctx *c, int fd, unsigned long flags, const char *dest);
+void set_propagation(struct init_ctx *c, int fd, unsigned long prop, const char *dest);
+void attach_tree(struct init_ctx *c, int tree, int target, const char *dest);
+void verify_mounted(struct init_ctx *c, int root, int fd, const char *dest);
+int reopen_new_mount(struct init_ctx *c, int under, const char *dest);
+void remember_mount(struct init_ctx *c, const char *dest, int fd);
+int mount_at(const char *dest);
+void forget_mounts(void);
+
 /* process.c */
 void do_setid_root(struct init_ctx *c);
 void do_setrlimit(struct init_ctx *c, int res, uint64_t soft, uint64_t hard);
@@ -99,7 +114,7 @@ int open_in_root(struct init_ctx *c, const char *dest, int kind);
 
 /* mounts_extra.c */
 void do_mount_setattr(struct init_ctx *c, const char *dest, uint64_t set, uint64_t clr, int recursive);
-void do_move_mount(struct init_ctx *c, int tree, const char *dest, int kind);
+void do_move_mount(struct init_ctx *c, int tree, const char *dest, int kind, unsigned long prop);
 
 /* process_extra.c */
 void do_sched(struct init_ctx *c, struct step *s);

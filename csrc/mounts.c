@@ -3,9 +3,11 @@
  * Before pivot_root every destination is resolved inside the rootfs with
  * openat2(RESOLVE_IN_ROOT), so a symlink in the image (or one swapped in
  * during set-up) cannot take a mount outside it (CVE-2021-30465); the
- * mount then targets the resolved object through /proc/self/fd/N.
- * After pivot_root the root is the container's, so plain paths are
- * confined by construction. */
+ * mount then targets the resolved object (move_mount onto the fd, or
+ * mount(2) through /proc/self/fd/N), and every later change goes to the
+ * mount made, by fd, never by the path again (mount_fds.c).  After
+ * pivot_root, read-only and masked paths are resolved the same way in the
+ * container's root. */
 #include "internal.h"
 #include <dirent.h>
 #include <fcntl.h>
@@ -288,14 +290,59 @@ static void copy_tree(struct init_ctx *c, int from, int to, const char *where)
     closedir(d);
 }
 
-/* args: src, dest, fstype, flags, data, propagation, kind */
-void do_mount(struct init_ctx *c, struct step *s)
+/* A bind: a detached copy of the source gets the bind's own flags, then
+ * is attached onto the destination open at fd (mount_fds.c). */
+static int bind_onto(struct init_ctx *c, struct step *s, int fd)
+{
+    const char *src = s->args[0].str, *dest = s->args[1].str;
+    unsigned long flags = (unsigned long)s->args[3].num;
+    int index = s->argc > 7 ? (int)s->args[7].num : -1;
+    int tree = bind_tree(c, src, index, (flags & MS_REC) != 0);
+    unsigned long rest = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
+    if (rest)
+        set_bind_flags(c, tree, rest, dest);
+    attach_tree(c, tree, fd, dest);
+    return tree;
+}
+
+/* Any other filesystem: mount(2) onto the resolved fd, then an fd of the
+ * new mount, checked to be the one just made (mount_fds.c). */
+static int mount_onto(struct init_ctx *c, struct step *s, int fd, int copyup)
 {
     const char *src = s->args[0].str, *dest = s->args[1].str;
     const char *fstype = s->args[2].str, *data = s->args[4].str;
     unsigned long flags = (unsigned long)s->args[3].num;
-    unsigned long prop = (unsigned long)s->args[5].num;
     char target[64];
+    fd_path(target, sizeof target, fd);
+    /* tmpcopyup with ro: fill it first, make it read-only after. */
+    unsigned long first = copyup >= 0 ? flags & ~MS_RDONLY : flags;
+    if (mount(src, target, *fstype ? fstype : NULL, first, *data ? data : NULL) < 0)
+        die(c, "mount %s (type %s) to %s", src, fstype, dest);
+    /* A remount changed the mount open at fd itself: nothing new there. */
+    int top = flags & MS_REMOUNT ? dup(fd) : reopen_new_mount(c, fd, dest);
+    if (top < 0)
+        die(c, "mount %s: keep an fd of it", dest);
+    if (copyup >= 0) {
+        int to = openat(top, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (to < 0)
+            die(c, "mount %s: open the new mount (tmpcopyup)", dest);
+        copy_tree(c, copyup, to, dest);
+        close(to);
+        close(copyup);
+        fd_path(target, sizeof target, top);   /* the new mount itself */
+        if (first != flags &&
+            mount(src, target, *fstype ? fstype : NULL, flags | MS_REMOUNT, *data ? data : NULL) < 0)
+            die(c, "mount %s: remount read-only after tmpcopyup", dest);
+    }
+    return top;
+}
+
+/* args: src, dest, fstype, flags, data, propagation, kind[, source tree] */
+void do_mount(struct init_ctx *c, struct step *s)
+{
+    const char *dest = s->args[1].str;
+    unsigned long flags = (unsigned long)s->args[3].num;
+    unsigned long prop = (unsigned long)s->args[5].num;
     int kind = (int)(s->args[6].num & ~MOUNT_COPYUP), copyup = -1;
     int fd = open_in_root(c, dest, kind);
     if (fd < 0)
@@ -304,42 +351,11 @@ void do_mount(struct init_ctx *c, struct step *s)
     if ((s->args[6].num & MOUNT_COPYUP) &&
         (copyup = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
         die(c, "mount %s: open it to copy its contents up (tmpcopyup)", dest);
-    fd_path(target, sizeof target, fd);
-    if (flags & MS_BIND) {
-        if (mount(src, target, NULL, MS_BIND | (flags & MS_REC), NULL) < 0)
-            die(c, "bind mount %s to %s", src, dest);
-        unsigned long rest = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
-        close(fd);
-        /* The fd names the directory under the new mount: look again. */
-        if ((fd = open_in_root(c, dest, -1)) < 0)
-            die(c, "mount %s: reopen", dest);
-        fd_path(target, sizeof target, fd);
-        if (rest && remount_bind(target, rest) < 0)
-            die(c, "remount %s with its options", dest);
-    } else {
-        /* tmpcopyup with ro: fill it first, make it read-only after. */
-        unsigned long first = copyup >= 0 ? flags & ~MS_RDONLY : flags;
-        if (mount(src, target, *fstype ? fstype : NULL, first, *data ? data : NULL) < 0)
-            die(c, "mount %s (type %s) to %s", src, fstype, dest);
-        close(fd);
-        if ((fd = open_in_root(c, dest, -1)) < 0)
-            die(c, "mount %s: reopen", dest);
-        fd_path(target, sizeof target, fd);
-        if (copyup >= 0) {
-            int to = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (to < 0)
-                die(c, "mount %s: open the new mount (tmpcopyup)", dest);
-            copy_tree(c, copyup, to, dest);
-            close(to);
-            close(copyup);
-            if (first != flags &&
-                mount(src, target, *fstype ? fstype : NULL, flags | MS_REMOUNT, *data ? data : NULL) < 0)
-                die(c, "mount %s: remount read-only after tmpcopyup", dest);
-        }
-    }
-    if (prop && mount(NULL, target, NULL, prop, NULL) < 0)
-        die(c, "set propagation of %s", dest);
+    int top = flags & MS_BIND ? bind_onto(c, s, fd) : mount_onto(c, s, fd, copyup);
     close(fd);
+    set_propagation(c, top, prop, dest);
+    verify_mounted(c, c->root_fd, top, dest);
+    remember_mount(c, dest, top);
 }
 
 /* Opens the directory that will hold dest and points *name at its last
@@ -456,6 +472,7 @@ void do_pivot_root(struct init_ctx *c, const char *rootfs)
     close(newroot);
     close(c->root_fd);
     c->root_fd = -1;
+    forget_mounts();
 }
 
 void do_move_root(struct init_ctx *c, const char *rootfs)
@@ -470,35 +487,70 @@ void do_move_root(struct init_ctx *c, const char *rootfs)
         die(c, "chdir /");
     close(c->root_fd);
     c->root_fd = -1;
+    forget_mounts();
 }
 
+/* After pivot_root: path resolved once in the container's root; root
+ * gets that root's fd (for the check after mounting).  -1 with errno
+ * ENOENT if the path is not there. */
+static int open_after_pivot(struct init_ctx *c, const char *path, int *root, const char *what)
+{
+    *root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (*root < 0)
+        die(c, "open / for %s", what);
+    int fd = resolve(*root, path, O_PATH);
+    if (fd < 0 && errno != ENOENT)
+        die(c, "open %s for %s", path, what);
+    if (fd < 0)
+        close(*root);
+    return fd;
+}
+
+/* Attaches tree onto fd (path), checks it, and closes all three. */
+static void attach_checked(struct init_ctx *c, int tree, int fd, int root, const char *path)
+{
+    attach_tree(c, tree, fd, path);
+    verify_mounted(c, root, tree, path);
+    close(tree);
+    close(fd);
+    close(root);
+}
+
+/* A read-only bind of the path onto itself: one lookup, the copy made
+ * read-only before it is attached there (no remount by path). */
 void do_readonly_path(struct init_ctx *c, const char *path)
 {
-    if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) {
-        if (errno == ENOENT)   /* the spec: a path that is not there is fine */
-            return;
+    int root, fd = open_after_pivot(c, path, &root, "linux.readonlyPaths");
+    if (fd < 0)   /* the spec: a path that is not there is fine */
+        return;
+    int tree = (int)syscall(SYS_open_tree, fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+    if (tree < 0)
         die(c, "bind %s for linux.readonlyPaths", path);
-    }
-    if (remount_bind(path, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC) < 0)
-        die(c, "remount %s read-only (linux.readonlyPaths)", path);
+    set_bind_flags(c, tree, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, path);
+    attach_checked(c, tree, fd, root, path);
 }
 
-void do_mask_path(struct init_ctx *c, const char *path)
+/* A new read-only tmpfs, detached (fsopen/fsmount). */
+static int masking_tmpfs(struct init_ctx *c, const char *path)
 {
-    struct stat st, null;
-    if (stat(path, &st) < 0) {
-        if (errno == ENOENT)
-            return;
-        die(c, "stat %s for linux.maskedPaths", path);
-    }
-    if (S_ISDIR(st.st_mode)) {
-        if (mount("tmpfs", path, "tmpfs", MS_RDONLY, NULL) < 0)
-            die(c, "mask directory %s (linux.maskedPaths)", path);
-        return;
-    }
-    /* Only ever bind the real null device over a path (CVE-2025-31133):
-     * open it without following a symlink, check the very object opened,
-     * and bind that object (not the path, which could be swapped). */
+    int fs = (int)syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+    if (fs < 0 || syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", "tmpfs", 0) < 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+        die(c, "mask directory %s (linux.maskedPaths): make a tmpfs", path);
+    int m = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY);
+    if (m < 0)
+        die(c, "mask directory %s (linux.maskedPaths): mount the tmpfs", path);
+    close(fs);
+    return m;
+}
+
+/* Only ever bind the real null device over a path (CVE-2025-31133):
+ * open it without following a symlink, check the very object opened,
+ * and copy that object's mount (not the path, which could be swapped). */
+static int null_tree(struct init_ctx *c, const char *path)
+{
+    struct stat null;
     int nfd = open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (nfd < 0)
         die(c, "open /dev/null to mask %s", path);
@@ -506,11 +558,23 @@ void do_mask_path(struct init_ctx *c, const char *path)
         die(c, "stat /dev/null to mask %s", path);
     if (!S_ISCHR(null.st_mode) || null.st_rdev != makedev(1, 3))
         die_errno(c, EPERM, "mask %s: /dev/null is not the null device (refused)", path);
-    char src[64];
-    fd_path(src, sizeof src, nfd);
-    if (mount(src, path, NULL, MS_BIND, NULL) < 0)
-        die(c, "mask %s (linux.maskedPaths)", path);
+    int tree = (int)syscall(SYS_open_tree, nfd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    if (tree < 0)
+        die(c, "mask %s (linux.maskedPaths): bind /dev/null", path);
     close(nfd);
+    return tree;
+}
+
+void do_mask_path(struct init_ctx *c, const char *path)
+{
+    struct stat st;
+    int root, fd = open_after_pivot(c, path, &root, "linux.maskedPaths");
+    if (fd < 0)
+        return;
+    if (fstat(fd, &st) < 0)
+        die(c, "stat %s for linux.maskedPaths", path);
+    int tree = S_ISDIR(st.st_mode) ? masking_tmpfs(c, path) : null_tree(c, path);
+    attach_checked(c, tree, fd, root, path);
 }
 
 void do_remount_root(struct init_ctx *c, unsigned long flags)

@@ -29,7 +29,7 @@ static const uint32_t min_args[OP__COUNT] = {
     [OP_SECCOMP_LOAD] = 1,
     [OP_HOOK] = 8, [OP_REPORT_FD] = 1, [OP_MOUNT_SETATTR] = 4, [OP_MOVE_MOUNT] = 3,
     [OP_SCHED] = 7, [OP_IOPRIO] = 1, [OP_PERSONALITY] = 1, [OP_MEMPOLICY] = 2,
-    [OP_AFFINITY] = 1, [OP_SESSION_KEYRING] = 1, [OP_CHROOT] = 1,
+    [OP_AFFINITY] = 1, [OP_SESSION_KEYRING] = 1, [OP_OPEN_SOURCE] = 1, [OP_CHROOT] = 1,
 };
 
 static int read_u32(const uint8_t **p, const uint8_t *end, uint32_t *v)
@@ -359,7 +359,9 @@ static void run_step(struct init_ctx *c, struct step *s)
     case OP_MOUNT_SETATTR:
         do_mount_setattr(c, S(0), (uint64_t)N(1), (uint64_t)N(2), (int)N(3));
         break;
-    case OP_MOVE_MOUNT: do_move_mount(c, (int)N(0), S(1), (int)N(2)); break;
+    case OP_MOVE_MOUNT:
+        do_move_mount(c, (int)N(0), S(1), (int)N(2), s->argc > 3 ? (unsigned long)N(3) : 0);
+        break;
     case OP_SCHED: do_sched(c, s); break;
     case OP_IOPRIO: do_ioprio(c, N(0)); break;
     case OP_PERSONALITY: do_personality(c, N(0)); break;

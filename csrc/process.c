@@ -56,8 +56,16 @@ void do_setgroups(struct init_ctx *c, struct step *s)
         die(c, "setgroups: allocate %u gids", s->argc);
     for (uint32_t i = 0; i < s->argc; i++)
         gids[i] = (gid_t)s->args[i].num;
-    if (setgroups(s->argc, gids) < 0)
+    if (setgroups(s->argc, gids) < 0) {
+        /* A user namespace whose gid map an unprivileged user wrote has
+         * setgroups denied (rootless): with no groups asked for, the
+         * process keeps the caller's, as in runc. */
+        if (s->argc == 0 && errno == EPERM) {
+            free(gids);
+            return;
+        }
         die(c, "setgroups (process.user.additionalGids)");
+    }
     free(gids);
 }
 

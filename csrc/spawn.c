@@ -141,12 +141,22 @@ int main(int argc, char **argv)
     unsigned long flags = CLONE_PARENT;
     int cgroup_fd = -1;
     size_t first = 0;
-    if (n > 0 && steps[0].op == OP_CLONE && !steps[0].args[0].is_str) {
+    /* Bind sources we open for the init, with our credentials: its root
+     * in a user namespace may not reach them (mount_fds.c). */
+    for (; first < n && steps[first].op == OP_OPEN_SOURCE; first++) {
+        if (!steps[first].args[0].is_str)
+            die_errno(&boot, EINVAL, "plan: malformed bind source step");
+        add_source(&boot, steps[first].args[0].str);
+    }
+    sources_socket(&boot);
+    if (first < n && steps[first].op == OP_CLONE && !steps[first].args[0].is_str) {
         /* Nothing to join first: the first child is the init. */
-        flags |= (unsigned long)steps[0].args[0].num;
-        if (steps[0].argc > 1)
-            cgroup_fd = (int)steps[0].args[1].num;
-        first = 1;
+        flags |= (unsigned long)steps[first].args[0].num;
+        if (steps[first].argc > 1)
+            cgroup_fd = (int)steps[first].args[1].num;
+        first++;
+    } else if (first > 0) {   /* the sources go to the init, not to an intermediate */
+        die_errno(&boot, EINVAL, "plan: bind mount sources are sent to an init cloned first");
     }   /* else an intermediate joins namespaces, then OP_CLONE forks the init */
     int64_t t_clone = now_ns();
     pid_t pid = clone_fork_into(flags, cgroup_fd);
@@ -158,9 +168,11 @@ int main(int argc, char **argv)
         /* Ours alone: the report ends (EOF) when we exit, whatever the init does. */
         if (close(report_fd) < 0)
             die(&c, "close the report pipe");
+        sources_child();
         reset_signals(&c);
         run_plan(&c, steps, n, first);
     }
+    send_sources(pid);
     /* When this program started and cloned: the runtime's --debug trace
      * reads them (CLOCK_MONOTONIC ns; the child says when it started). */
     char times[48];

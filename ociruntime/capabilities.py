@@ -24,11 +24,15 @@ def mask(names, where):
     is an error: the spec says such a value MUST fail."""
     m = 0
     for i, name in enumerate(names or ()):
-        n = CAP_NUMBER.get(name)
-        if n is None:
-            raise ConfigError(f"{where}[{i}]: unknown capability {name!r}")
-        m |= 1 << n
+        m |= 1 << number(name, f"{where}[{i}]")
     return m
+
+
+def number(name, where):
+    n = CAP_NUMBER.get(name)
+    if n is None:
+        raise ConfigError(f"{where}: unknown capability {name!r}")
+    return n
 
 
 def masks(caps, where):

@@ -61,7 +61,10 @@ commands:
                                     change the limits of a running container
 
 global flags:
-  --root DIR        state directory (default /run/ociruntime)
+  --root DIR        state directory (default /run/ociruntime; rootless:
+                    $XDG_RUNTIME_DIR/ociruntime, else /tmp/ociruntime-UID)
+  --rootless MODE   true, false or auto (the default: rootless when not
+                    root, or in a user namespace without the host's root)
   --log FILE        also write errors to FILE
   --log-format F    text or json
   --debug           log debug messages: the command, the steps of the plan,
@@ -198,7 +201,10 @@ def main(argv=None, started=(None, None)):
             from ociruntime.cgroups import systemd   # a clear error where it cannot work
             systemd.check_available()
             opts["systemd-cgroup"] = True
-        root = g.get("root") or "/run/ociruntime"
+        rootless = _rootless(g, command)
+        root = g.get("root") or _default_root(rootless)
+        if rootless:
+            opts["rootless"] = True
         if g.get("debug"):
             log.debug(f"{command}: root {root}, flags {opts}, arguments {pos}")
             what = f"{command} {pos[0]}" if pos else command
@@ -208,8 +214,8 @@ def main(argv=None, started=(None, None)):
         return 1
     except KeyboardInterrupt:
         return 130
-    except PermissionError as e:   # a caller who is not root, where we did not expect it
-        log.error(f"permission denied: {e.filename}: run as root")
+    except PermissionError as e:   # a caller who may not touch the state or a cgroup
+        log.error(f"permission denied: {e.filename or e}: run as root or use --root")
         return 1
     except Exception as e:   # a bug of ours: still one line, details with --debug
         if g.get("debug"):
@@ -220,6 +226,34 @@ def main(argv=None, started=(None, None)):
     finally:
         if what:   # --debug: where the time went, phase by phase
             log.trace(what)
+
+
+def _rootless(g, command):
+    """Rootless mode (rootless.py) for the commands that touch containers;
+    root in the host's user namespace without --rootless skips the import."""
+    if command in ("spec", "features", "validate"):
+        return False
+    import os
+    if g.get("rootless") is None and os.geteuid() == 0 and _host_root():
+        return False
+    from ociruntime import rootless
+    return rootless.enabled(g.get("rootless"))
+
+
+def _host_root():
+    # The initial user namespace maps 0 to 0 (see rootless._maps_host_root).
+    try:
+        with open("/proc/self/uid_map", "rb") as f:
+            return any(line.split()[:2] == [b"0", b"0"] for line in f)
+    except OSError:
+        return True
+
+
+def _default_root(rootless):
+    if not rootless:
+        return "/run/ociruntime"
+    from ociruntime import rootless as rl
+    return rl.default_root()
 
 
 # -- commands -----------------------------------------------------------------
@@ -240,7 +274,8 @@ def cmd_create(root, opts, pos):
                      opts.get("console-socket"), opts.get("no-pivot", False),
                      _int_flag(opts, "preserve-fds"),
                      systemd_cgroup=opts.get("systemd-cgroup", False),
-                     no_new_keyring=opts.get("no-new-keyring", False))
+                     no_new_keyring=opts.get("no-new-keyring", False),
+                     rootless=opts.get("rootless", False))
 
 
 def cmd_run(root, opts, pos):
@@ -251,7 +286,8 @@ def cmd_run(root, opts, pos):
                          _int_flag(opts, "preserve-fds"), opts.get("detach", False),
                          opts.get("keep", False), opts.get("no-subreaper", False),
                          systemd_cgroup=opts.get("systemd-cgroup", False),
-                         no_new_keyring=opts.get("no-new-keyring", False))
+                         no_new_keyring=opts.get("no-new-keyring", False),
+                         rootless=opts.get("rootless", False))
 
 
 def cmd_start(root, opts, pos):
@@ -279,13 +315,13 @@ def cmd_delete(root, opts, pos):
 
 def cmd_list(root, opts, pos):
     import json
-    from ociruntime.state import Container
+    from ociruntime.api import Container
     states = []
-    for cid in Container.ids(root):
+    for c in Container.list(root):
         try:
-            states.append(Container.load(root, cid).oci_state())
+            states.append(c.state())
         except OciError:
-            continue   # being deleted, or corrupt: `state ID` says which
+            continue   # deleted meanwhile, or corrupt: `state ID` says which
     fmt = opts.get("format", "table")
     if opts.get("quiet"):
         print("".join(s["id"] + "\n" for s in states), end="")
@@ -293,12 +329,27 @@ def cmd_list(root, opts, pos):
         print(json.dumps(states))
     elif fmt == "table":
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
-        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], "root") for s in states]
+        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], _owner(root, s["id"]))
+                 for s in states]
         widths = [max(len(r[i]) for r in rows) for i in range(6)]
         for r in rows:
             print("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
     else:
         raise UsageError(f"--format: {fmt!r} is not table or json")
+
+
+def _owner(root, cid):
+    """The user who owns the container's state, as runc's list shows it."""
+    import os
+    import pwd
+    try:
+        uid = os.stat(os.path.join(root, cid)).st_uid
+    except OSError:
+        return "?"
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"#{uid}"
 
 
 def cmd_spec(root, opts, pos):
@@ -307,16 +358,23 @@ def cmd_spec(root, opts, pos):
 
 
 def cmd_validate(root, opts, pos):
+    """Every check create makes (checks.py), every failure on a line of
+    its own: the file, the JSON path, what is wrong, the spec section."""
     import os
     from ociruntime import config
-    from ociruntime.validate import validate_config_reference
-    path = os.path.join(opts.get("bundle") or ".", "config.json")
+    from ociruntime.checks import config_problems
+    bundle = opts.get("bundle") or "."
+    path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as e:
         raise OciError(f"{path}: {e.strerror.lower()}") from None
-    validate_config_reference(config.parse(raw, path, validate=False), path)
+    problems = config_problems(config.parse(raw, path, validate=False), bundle, path)
+    for p in problems:
+        log.error(f"{path}: {p}")
+    if problems:
+        return 1
     print(f"{path}: valid")
 
 

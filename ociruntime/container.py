@@ -12,7 +12,7 @@ import time
 import _signal as signal
 
 from ociruntime import cgroups, log, state
-from ociruntime.errors import ContainerNotFound, ContainerNotRunning, OciError
+from ociruntime.errors import ConfigError, ContainerNotFound, ContainerNotRunning, OciError
 from ociruntime.namespaces import Namespaces
 from ociruntime.state import Container
 
@@ -40,10 +40,21 @@ def _now_rfc3339():
 
 def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
            preserve_fds=0, foreground=False, systemd_cgroup=False,
-           no_new_keyring=False):
+           no_new_keyring=False, rootless=False):
     """Create the container; returns its Container once the init waits.
     foreground (run without -d): a terminal without --console-socket is
-    proxied by the caller, which finds its end in c.console_ours."""
+    proxied by the caller, which finds its end in c.console_ours.
+    A config error names the spec section it breaks, as `validate` does."""
+    try:
+        return _create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
+                       foreground, systemd_cgroup, no_new_keyring, rootless)
+    except ConfigError as e:
+        from ociruntime import checks
+        raise checks.annotate(e) from None
+
+
+def _create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds, foreground,
+            systemd_cgroup, no_new_keyring, rootless):
     state.check_id(cid)
     if pid_file:
         pid_file = state.check_pid_file(pid_file)
@@ -54,6 +65,12 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
     ns = Namespaces(linux.get("namespaces"), source)
     init.default_mappings(cfg, ns)
     init.check(cfg, ns, source)
+    if rootless:
+        from ociruntime import rootless as rl
+        rl.check_config(cfg, ns, source)
+        if systemd_cgroup:
+            raise OciError("--systemd-cgroup: not supported in rootless mode yet "
+                           "(the user's own systemd is not asked): use cgroupfs")
     if cfg.get("hooks"):
         from ociruntime import hooks
         hooks.check(cfg["hooks"], source)
@@ -77,6 +94,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         "seccomp": linux.get("seccomp"),   # exec applies the same filter
         "process": proc,   # exec's defaults, as validated now
         "no_new_keyring": no_new_keyring,   # exec joins the container's keyring unless set
+        "rootless": rootless,
     })
     pids = []
     cg = None
@@ -89,6 +107,8 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
             else:
                 c.console_ours, console_fd = terminal.pair()
         cg = cgroups.Manager.for_config(linux.get("cgroupsPath"), cid, systemd=systemd_cgroup)
+        if rootless:   # best effort: only where we may make the directory
+            cg.drop_unwritable()
         c.data["cgroups"] = cg.paths
         if systemd_cgroup:   # delete stops the unit (cgroups/systemd.py)
             c.data["cgroups_systemd"] = cg.state()
@@ -207,8 +227,10 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, co
             seccomp_state={"id": c.id, "bundle": bundle, "annotations": cfg.get("annotations") or {}},
             rootfs=cfg["root"]["path"], bundle=bundle, source=source, fifo_fd=fifo_fd,
             first_closed_fd=first_free, no_pivot=no_pivot,
-            userns=ns.has("user"), cgroupns="cgroup" in ns.new,
+            # rootless: in a user namespace already (rootless podman runs us as its root)
+            userns=ns.has("user") or bool(c.data.get("rootless")), cgroupns="cgroup" in ns.new,
             cgroup_mounts=cg.mount_layout(), console_fd=console_fd,
+            rootless=bool(c.data.get("rootless")), netns_new="network" in ns.new,
             console_proxied=getattr(c, "console_ours", None) is not None,
             state=c.data, report_fd=report_fd, no_new_keyring=c.data.get("no_new_keyring"),
         )
@@ -229,7 +251,7 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, co
             os.close(fd)
         init_sync = ()
         return _handshake(sync, first, cfg, cg, pids, bool(ns.joined),
-                          on_hooks=_runtime_hooks(c, hooks_cfg))
+                          on_hooks=_runtime_hooks(c, hooks_cfg), rootless=ctx.rootless)
     finally:
         for fd in (fifo_fd, *sync, *init_sync, console_fd, listener_fd, report_fd):
             if fd >= 0:
@@ -254,7 +276,7 @@ def _runtime_hooks(c, hooks_cfg):
 
 
 def _handshake(sync, first, cfg, cg, pids, via_intermediate, set_up=None, until_exec=False,
-               on_hooks=None):
+               on_hooks=None, rootless=False):
     """Serve the init's requests on sync (our end of the channel) until it
     is ready; its pid.  With an
     intermediate, the init's hello may come before the intermediate's
@@ -296,17 +318,20 @@ def _handshake(sync, first, cfg, cg, pids, via_intermediate, set_up=None, until_
             if set_up is not None:
                 set_up(init_pid)
             else:
-                _set_up_from_outside(init_pid, cfg, cg)
+                _set_up_from_outside(init_pid, cfg, cg, rootless)
             core.send(sync, core.MSG_GO, init_pid)   # the init learns its pid
             log.mark("set-up handshake")
             answered = True
 
 
-def _set_up_from_outside(pid, cfg, cg):
+def _set_up_from_outside(pid, cfg, cg, rootless=False):
     """What the parent does for the init: ids, time offsets, cgroups."""
     linux = cfg.get("linux") or {}
+    if rootless:   # our own id directly, more through newuidmap/newgidmap
+        from ociruntime import rootless as rl
+        rl.write_maps(pid, linux, _write_proc)
     for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
-        if linux.get(key):
+        if linux.get(key) and not rootless:
             lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux[key])
             _write_proc(pid, name, lines, f"linux.{key}")
     offsets = linux.get("timeOffsets")
@@ -407,7 +432,7 @@ def start(root, cid):
                 failure = hooks.wait_exec(report)
                 os.unlink(os.path.join(c.dir, "start.fifo"))
                 if failure:   # runtime.md 7: stop the container; delete does the rest
-                    _kill_everything(c, cgroups.Manager(c.data.get("cgroups") or {}))
+                    _kill_everything(c, cgroups.load(c.data))
                     raise OciError(failure)
                 hooks.run("poststart", hooks_cfg.get("poststart"),
                           hooks.state(c.data, "running", c.pid), warn_only=True)
@@ -444,7 +469,7 @@ def kill(root, cid, sig, all_processes=False):
     if status not in ("created", "running", "paused") and not all_processes:
         raise ContainerNotRunning("container not running")
     if all_processes:
-        cgroups.Manager(c.data.get("cgroups") or {}).kill_all(sig)
+        cgroups.load(c.data).kill_all(sig)
         return
     _signal_init(c, sig)
     if status == "paused" and sig == signal.SIGKILL:
@@ -550,11 +575,11 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
 
 def run(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
         preserve_fds=0, detach=False, keep=False, no_subreaper=False, systemd_cgroup=False,
-        no_new_keyring=False):
+        no_new_keyring=False, rootless=False):
     """create + start; in the foreground, wait and return the exit code."""
     if detach:
         create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
-               systemd_cgroup=systemd_cgroup, no_new_keyring=no_new_keyring)
+               systemd_cgroup=systemd_cgroup, no_new_keyring=no_new_keyring, rootless=rootless)
         start(root, cid)
         log.mark("start")
         return 0
@@ -564,7 +589,8 @@ def run(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     signal.pthread_sigmask(signal.SIG_BLOCK, watched)
     try:
         c = create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
-                   foreground=True, systemd_cgroup=systemd_cgroup, no_new_keyring=no_new_keyring)
+                   foreground=True, systemd_cgroup=systemd_cgroup, no_new_keyring=no_new_keyring,
+                   rootless=rootless)
         try:
             ours = getattr(c, "console_ours", None)
             if ours is not None:   # a terminal and no socket: we proxy it

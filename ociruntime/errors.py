@@ -26,3 +26,7 @@ class ContainerNotFound(OciError):
 
 class ContainerNotRunning(OciError):
     """Engines (containerd) match the text "container not running"."""
+
+
+class WaitTimeout(OciError, TimeoutError):
+    """The API's wait() ran out of time; the process still runs."""

@@ -85,6 +85,18 @@ def _load_process_file(path):
     return proc
 
 
+def _given_process(proc):
+    """A process object given by a program (the API), checked as a file's."""
+    from ociruntime.config import check_strings
+    try:
+        proc = jsonlite.loads(jsonlite.dumps(proc))   # a copy of plain JSON values
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"process: not a JSON object: {e}") from None
+    check_strings(b"\\u", proc, "process")   # (a raw text with \u: every string is walked)
+    validate_process(proc, "process")
+    return proc
+
+
 def _dedup_env(env):
     """The last value of a variable wins, at the place of its first."""
     seen = {}
@@ -102,7 +114,9 @@ def _dedup_env(env):
 def build_process(opts, cfg):
     """The process to run: --process FILE, or the container's config's
     process with the command line's changes (runc's getProcess)."""
-    if opts.process:
+    if isinstance(opts.process, dict):   # the API's: a process object
+        proc = _given_process(opts.process)
+    elif opts.process:
         proc = _load_process_file(opts.process)
     else:
         proc = dict(cfg.get("process") or {})
@@ -319,7 +333,8 @@ def exec_process(root, cid, opts):
             # The container has no mount namespace of its own (it listed
             # none): its root is a chroot to its rootfs, as create's init did.
             plan.add("CHROOT", c.data.get("rootfs") or "/")
-        source = opts.process or os.path.join(bundle, "config.json")
+        source = opts.process if isinstance(opts.process, str) else \
+            "process" if opts.process else os.path.join(bundle, "config.json")
         extra = proc.get("execCPUAffinity") or proc.get("scheduler") or proc.get("ioPriority")
         if extra:   # execCPUAffinity: initial before joining the cgroup, final after
             from ociruntime import process_extra
@@ -383,6 +398,7 @@ def exec_process(root, cid, opts):
                                    set_up=set_up, until_exec=True)
         if opts.pid_file:
             state.write_pid_file(opts.pid_file, pid)
+        opts.pid = pid   # the API waits for it itself
         if opts.detach:
             return 0
         if ours is not None:

@@ -135,6 +135,10 @@ def features():
         "annotations": {
             "org.ociruntime.version": __version__,
             "org.ociruntime.checkpoint.enabled": "false",
+            # --rootless (ociruntime/rootless.py): cgroups only where delegated
+            "org.ociruntime.rootless.enabled": "true",
+            "org.ociruntime.rootless.cgroups": "delegated-only",
+            "org.ociruntime.rootless.idmapHelpers": "newuidmap,newgidmap",
         },
         "potentiallyUnsafeConfigAnnotations": [],
     }

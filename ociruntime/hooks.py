@@ -44,13 +44,16 @@ def check(hooks, source):
         raise ConfigError(f"{source}: $.hooks: must be an object")
     for kind in KINDS:
         for i, h in enumerate(hooks.get(kind) or ()):
-            where = f"{source}: $.hooks.{kind}[{i}]"
-            path = h.get("path")
-            if not isinstance(path, str) or not path.startswith("/"):
-                raise ConfigError(f"{where}.path: must be an absolute path, not {path!r}")
-            t = h.get("timeout")
-            if t is not None and (not isinstance(t, int) or isinstance(t, bool) or t <= 0):
-                raise ConfigError(f"{where}.timeout: must be greater than zero, not {t!r}")
+            check_hook(h, f"{source}: $.hooks.{kind}[{i}]")
+
+
+def check_hook(h, where):
+    path = h.get("path")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ConfigError(f"{where}.path: must be an absolute path, not {path!r}")
+    t = h.get("timeout")
+    if t is not None and (not isinstance(t, int) or isinstance(t, bool) or t <= 0):
+        raise ConfigError(f"{where}.timeout: must be greater than zero, not {t!r}")
 
 
 def state(data, status, pid):

@@ -18,22 +18,44 @@ class Context:
 
 def check(cfg, ns, source):
     """Combinations the schema cannot express."""
-    linux = cfg.get("linux") or {}
+    for fn in CHECKS:
+        fn(cfg, ns, source)
+
+
+def _check_names(cfg, ns, source):
     for key in ("hostname", "domainname"):
         if cfg.get(key) and not ns.has("uts"):
             raise ConfigError(f"{source}: $.{key}: setting it needs a uts namespace")
+
+
+def _check_mappings(cfg, ns, source):
+    linux = cfg.get("linux") or {}
     if "user" in ns.new and bool(linux.get("uidMappings")) != bool(linux.get("gidMappings")):
         raise ConfigError(f"{source}: $.linux.uidMappings: uid and gid mappings go together")
     if not ns.has("user") and (linux.get("uidMappings") or linux.get("gidMappings")):
         raise ConfigError(f"{source}: $.linux.uidMappings: mappings need a user namespace")
-    for key in linux.get("sysctl") or ():
+
+
+def _check_sysctls(cfg, ns, source):
+    for key in (cfg.get("linux") or {}).get("sysctl") or ():
         check_sysctl(key, ns, source)
-    proc = cfg.get("process") or {}
+
+
+def _check_lsm(cfg, ns, source):
+    linux, proc = cfg.get("linux") or {}, cfg.get("process") or {}
     if proc.get("apparmorProfile") or proc.get("selinuxLabel") or linux.get("mountLabel"):
         from ociruntime import lsm
         lsm.check(cfg, source)
-    if linux.get("timeOffsets") and "time" not in ns.new:
+
+
+def _check_time(cfg, ns, source):
+    if (cfg.get("linux") or {}).get("timeOffsets") and "time" not in ns.new:
         raise ConfigError(f"{source}: $.linux.timeOffsets: offsets need a new time namespace")
+
+
+# Each on its own, so that `validate` can report every one that fails
+# (checks.py runs the sysctls one by one too).
+CHECKS = (_check_names, _check_mappings, _check_sysctls, _check_lsm, _check_time)
 
 
 def default_mappings(cfg, ns):
@@ -93,6 +115,7 @@ def build(cfg, ns, ctx):
     """The whole plan of `create`: ctx has rootfs, bundle, source, fifo_fd,
     first_closed_fd, no_pivot, cgroup_mounts."""
     plan = Plan()
+    mounts.plan_sources(plan, cfg, ctx, ns)   # first: ociruntime-init opens them before any clone
     if ns.joined:   # the intermediate enters the container's namespaces:
         plan.add("SET_DUMPABLE", 0)   # not dumpable first (CVE-2019-5736); the init inherits it
     ns.add_joins(plan)
@@ -116,7 +139,16 @@ def build(cfg, ns, ctx):
     tasks = getattr(ctx, "cgroup_tasks", ())
     if tasks:   # into its v1 cgroups, before it allocates anything more
         plan.add("JOIN_CGROUP", *[x for fd, path in tasks for x in (fd, path)])
+    # Rootless: the runtime (or newuidmap) is no more than the init's owner,
+    # and /proc/PID of a non-dumpable process is root's: dumpable while it
+    # writes the maps, as runc's nsexec does.  Nothing of the container has
+    # run yet.
+    owner_writes = getattr(ctx, "rootless", False) and "user" in ns.new
+    if owner_writes:
+        plan.add("SET_DUMPABLE", 1)
     plan.add("SYNC_HELLO")      # the runtime maps ids, joins cgroups
+    if owner_writes:
+        plan.add("SET_DUMPABLE", 0)
     if ns.has("user"):
         plan.add("SETID_ROOT")
     if not getattr(ctx, "no_new_keyring", False):   # runc: not the caller's session keyring

@@ -99,14 +99,17 @@ def plan_mounts(plan, cfg, ctx):
     ctx: .rootfs, .bundle, .userns (mknod is not possible), .cgroupns,
     .cgroup_mounts (see cgroups.Manager.mount_plan), .source (file name)."""
     linux = cfg.get("linux") or {}
-    prop = PROPAGATION.get(linux.get("rootfsPropagation") or "rslave")
+    prop = _setup_propagation(linux)
     if prop is None:
         raise ConfigError(f"{ctx.source}: $.linux.rootfsPropagation: unknown propagation "
                           f"{linux['rootfsPropagation']!r}")
     # Shared propagation of / would leak our mounts to the host and break
     # pivot_root, and an unbindable / cannot be bound as the rootfs: those
     # two are given to the root only after pivot (REMOUNT_ROOT).
-    plan.add("ROOTFS", ctx.rootfs, MS_SLAVE | MS_REC if prop & _AFTER_PIVOT else prop)
+    setup_prop = MS_SLAVE | MS_REC if prop & _AFTER_PIVOT else prop
+    plan.add("ROOTFS", ctx.rootfs, setup_prop)
+    ctx.setup_prop = setup_prop   # for the trees the runtime copies (mounts_extra)
+    sources = getattr(ctx, "source_index", {})
     dev_bound = False
     for i, m in enumerate(cfg.get("mounts") or ()):
         where = f"{ctx.source}: $.mounts[{i}]"
@@ -132,9 +135,14 @@ def plan_mounts(plan, cfg, ctx):
             if mounts_extra.wants_idmap(m):
                 mounts_extra.plan_idmapped(plan, m, source, dest, flags, kind, cfg, ctx, where)
             else:
-                plan.add("MOUNT", source, dest, "", flags, "", mprop, kind)
+                plan.add("MOUNT", source, dest, "", flags, "", mprop, kind, sources.get(i, -1))
         elif mtype in ("cgroup", "cgroup2"):
             _plan_cgroup_mount(plan, dest, flags, ctx)
+        elif mtype == "sysfs" and getattr(ctx, "rootless", False) and not getattr(ctx, "netns_new", True):
+            # Rootless without a network namespace of its own: the kernel
+            # refuses a new sysfs, so the host's is bound, as runc does
+            # (and kept read-only and nosuid/nodev/noexec as asked).
+            plan.add("MOUNT", "/sys", dest, "", flags | MS_BIND | MS_REC, "", mprop, MOUNT_DIR)
         else:
             if not mtype:
                 raise ConfigError(f"{where}.type: a mount that is not a bind needs a type")
@@ -148,6 +156,42 @@ def plan_mounts(plan, cfg, ctx):
     cwd = (cfg.get("process") or {}).get("cwd") or "/"
     if cwd.startswith("/") and _clean(cwd) != "/":
         plan.add("MKDIR", _clean(cwd), -1)   # like runc: make a missing cwd (mode -1: keep modes)
+
+
+def _setup_propagation(linux):
+    """The propagation of / while the mounts are made, or None.  Shared
+    would leak our mounts to the host and break pivot_root: the root
+    becomes shared only after pivot (REMOUNT_ROOT)."""
+    prop = PROPAGATION.get(linux.get("rootfsPropagation") or "rslave")
+    return prop if prop is None or not prop & MS_SHARED else MS_SLAVE | MS_REC
+
+
+def plan_sources(plan, cfg, ctx, ns):
+    """First in the plan: with a new user and mount namespace, the sources
+    of bind mounts are opened by ociruntime-init with the runtime's
+    credentials, in the container's mount namespace, and sent to the init
+    (the container's root may not reach them: a 0700 host directory), as
+    runc does.  ctx.source_index: mount index -> source index."""
+    ctx.source_index = sources = {}
+    if "user" not in ns.new or "mount" not in ns.new or ns.joined:
+        return   # joined namespaces: the intermediate would have to send them
+    if getattr(ctx, "rootless", False) and os.geteuid() != 0:
+        # An unprivileged runtime may not enter the new mount namespace
+        # (setns needs CAP_SYS_ADMIN in its own user namespace), and has
+        # no more access than the container's root, which it maps: the
+        # init opens the sources itself.
+        return
+    for i, m in enumerate(cfg.get("mounts") or ()):
+        flags = parse_options(m.get("options"), "")[0]
+        if m.get("type") == "bind":
+            flags |= MS_BIND
+        if not flags & MS_BIND or mounts_extra.wants_idmap(m):
+            continue
+        source = m.get("source") or ""
+        if not os.path.isabs(source):
+            source = os.path.join(ctx.bundle, source)
+        sources[i] = len(sources)
+        plan.add("OPEN_SOURCE", source)
 
 
 def _plan_cgroup_mount(plan, dest, flags, ctx):

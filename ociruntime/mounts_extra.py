@@ -121,6 +121,9 @@ def plan_idmapped(plan, m, source, dest, flags, kind, cfg, ctx, where):
         if flags & ms:
             aset, aclr = aset | attr, MOUNT_ATTR__ATIME
     ridmap = "ridmap" in opts
+    if getattr(ctx, "dry", False):   # `validate`: checked, nothing made
+        plan.add("MOVE_MOUNT", -1, dest, kind)
+        return
     userns = lib.oci_userns_fd(_map_text(uids).encode(), _map_text(gids).encode())
     if userns < 0:
         raise ConfigError(f"{where}: make the user namespace of its mapping: {core.strerror(-userns)}")
@@ -133,5 +136,5 @@ def plan_idmapped(plan, m, source, dest, flags, kind, cfg, ctx, where):
     if tree < 0:
         raise ConfigError(f"{where}: idmapped mount of {source}: {core.strerror(-tree)}")
     ctx.spawn_fds.append(tree)
-    plan.add("MOVE_MOUNT", tree, dest, kind)
+    plan.add("MOVE_MOUNT", tree, dest, kind, ctx.setup_prop)   # slave like the init's mounts
 

@@ -17,6 +17,12 @@ RT_SCOPE_UNIVERSE = 0
 
 def check(cfg, source):
     linux = cfg.get("linux") or {}
+    # pyroute2 is an extra: without it, refuse before anything is made
+    # (move() imports it once the init exists).
+    from importlib.util import find_spec
+    if find_spec("pyroute2") is None:
+        raise ConfigError(f"{source}: $.linux.netDevices: needs the pyroute2 package: "
+                          "pip install 'ociruntime[netdev]'")
     if not any(n.get("type") == "network" for n in linux.get("namespaces") or ()):
         raise ConfigError(f"{source}: $.linux.netDevices: needs a network namespace of the container's own")
     for host, spec in linux["netDevices"].items():

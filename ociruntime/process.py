@@ -51,9 +51,7 @@ def plan_identity(plan, proc, source, before_caps=None):
     where = f"{source}: $.process"
     seen = set()
     for i, rl in enumerate(proc.get("rlimits") or ()):
-        res = RLIMITS.get(rl.get("type"))
-        if res is None:
-            raise ConfigError(f"{where}.rlimits[{i}].type: unknown rlimit {rl.get('type')!r}")
+        res = rlimit_number(rl, f"{where}.rlimits[{i}]")
         if res in seen:   # config.md: duplicated entries MUST be an error
             raise ConfigError(f"{where}.rlimits[{i}].type: {rl['type']} is listed twice")
         seen.add(res)
@@ -70,6 +68,24 @@ def plan_identity(plan, proc, source, before_caps=None):
         plan.add("NO_NEW_PRIVS")
 
 
+def rlimit_number(rl, where):
+    res = RLIMITS.get(rl.get("type"))
+    if res is None:
+        raise ConfigError(f"{where}.type: unknown rlimit {rl.get('type')!r}")
+    return res
+
+
+def check_args(proc, source):
+    if not proc.get("args"):
+        raise ConfigError(f"{source}: $.process.args: must name a command")
+
+
+def check_cwd(proc, source):
+    cwd = proc.get("cwd") or "/"
+    if not cwd.startswith("/"):
+        raise ConfigError(f"{source}: $.process.cwd: must be an absolute path, not {cwd!r}")
+
+
 def plan_exec(plan, proc, rootfs, source, first_closed_fd, mountinfo="/proc/self/mountinfo"):
     """Everything of the exec that can go before a seccomp filter (issue
     12.3: a classic allow-list has no openat2, getcwd, close_range, stat or
@@ -78,12 +94,9 @@ def plan_exec(plan, proc, rootfs, source, first_closed_fd, mountinfo="/proc/self
     mountinfo: where the container's files are seen from here (for exec,
     through its init's /proc entry).  Returns what adds the exec itself,
     for after OP_WAIT_START."""
-    args = proc.get("args") or ()
-    if not args:
-        raise ConfigError(f"{source}: $.process.args: must name a command")
-    cwd = proc.get("cwd") or "/"
-    if not cwd.startswith("/"):
-        raise ConfigError(f"{source}: $.process.cwd: must be an absolute path, not {cwd!r}")
+    check_args(proc, source)
+    check_cwd(proc, source)
+    args, cwd = proc["args"], proc.get("cwd") or "/"
     env = list(proc.get("env") or ())
     if env_value(env, "HOME") is None:
         env.append("HOME=" + home_of(rootfs, (proc.get("user") or {}).get("uid", 0), mountinfo))

@@ -6,8 +6,10 @@ The *_reference functions run the `jsonschema` package on the same schemas
 (shipped in ociruntime/schemas/); they are for tests and `ociruntime validate`,
 and import jsonschema only when called.
 
-Every function raises on the first error, with a one-line message
-"<source>: <json path>: <what is wrong>", and returns None otherwise.
+Every function but reference_errors raises on the first error, with a
+one-line message "<source>: <json path>: <what is wrong>", and returns
+None otherwise.  ociruntime/checks.py runs them and create's semantic
+checks for `validate`.
 """
 
 import os
@@ -55,7 +57,7 @@ def _jsonschema():
     try:
         import jsonschema
     except ImportError:
-        raise OciError("the reference validator needs the jsonschema package") from None
+        raise OciError("validate needs the jsonschema package: pip install 'ociruntime[validate]'") from None
     return jsonschema
 
 
@@ -93,7 +95,22 @@ def _reference_error(name, doc):
     error = _jsonschema().exceptions.best_match(validator.iter_errors(doc))
     if error is None:
         return None
-    message = error.message.replace("\n", " ")  # one line, whatever the value
-    if len(message) > 200:
-        message = message[:197] + "..."
-    return json_path(error.absolute_path), message
+    return json_path(error.absolute_path), _one_line(error.message)
+
+
+def reference_errors(name, doc):
+    """[(json_path, message)] of every error jsonschema finds, in document
+    order (for `validate`, which reports them all)."""
+    out = []
+    for error in _reference_validator(name).iter_errors(doc):
+        # Of a oneOf/anyOf, the branch that went furthest says the most.
+        best = _jsonschema().exceptions.best_match([error]) if error.context else error
+        item = (json_path(best.absolute_path), _one_line(best.message))
+        if item not in out:
+            out.append(item)
+    return sorted(out, key=lambda e: e[0])
+
+
+def _one_line(message):
+    message = message.replace("\n", " ")  # one line, whatever the value
+    return message[:197] + "..." if len(message) > 200 else message

@@ -117,6 +117,9 @@ def test_spec(tmp_path):
     assert cfg["root"]["path"] == "rootfs" and cfg["process"]["args"] == ["sh"]
     kinds = {n["type"] for n in cfg["linux"]["namespaces"]}
     assert {"pid", "network", "ipc", "uts", "mount"} <= kinds and "user" not in kinds
+    r = rt("validate", cwd=tmp_path)   # as strict as create: the rootfs must be there
+    assert_one_line_error(r, "$.root.path: ", "(config.md#root)")
+    (tmp_path / "rootfs").mkdir()
     r = rt("validate", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     # never over an existing config

@@ -62,8 +62,9 @@ def test_whole_lifecycle_stays_in_c(oci, isolated):
     assert r.returncode == 0 and r.stderr == "", r.stderr
     st = json.loads(isolated("state", cid).stdout)
     pid = st["pid"]
-    with open(f"/proc/{pid}/cmdline", "rb") as f:
-        assert f.read() == b"sleep\x001000\x00"   # start really started it
+    # start really started it (it returns before the init's exec, as runc's)
+    wait_for(lambda: open(f"/proc/{pid}/cmdline", "rb").read() == b"sleep\x001000\x00",
+             "the init to exec the process")
     assert_same_state(oci, isolated, cid, "running")
     oci.ok("pause", cid)
     assert_same_state(oci, isolated, cid, "paused")

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import RUNTIME
 from ocihelpers import (Running, cmd_files, config, leftover_processes, pid_alive, sh,
-                        wait_gone, wait_status)
+                        wait_for, wait_gone, wait_status)
 from ociruntime.validate import validate_state
 
 RFC3339 = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
@@ -44,8 +44,9 @@ def test_lifecycle_states(oci):
     oci.ok("start", cid)
     st = oci.state(cid)
     assert (st["status"], st["pid"]) == ("running", pid)
-    with open(f"/proc/{pid}/cmdline", "rb") as f:
-        assert f.read() == b"sleep\x001000\x00"
+    # start returns once the init has its byte, before it execs (runc's too)
+    wait_for(lambda: open(f"/proc/{pid}/cmdline", "rb").read() == b"sleep\x001000\x00",
+             "the init to exec the process")
 
     oci.ok("kill", cid, "KILL")
     assert wait_gone(pid)

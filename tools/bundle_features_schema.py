@@ -6,14 +6,14 @@ it on machines without the spec checkout).  Also copied to
 ociruntime/schemas/, where ociruntime.validate looks for schemas.
 
     python3 tools/bundle_features_schema.py [SPEC_SCHEMA_DIR]
-    (default: ../shared/oci-runtime-spec/schema next to the repository)
+    (default: tests/data/oci-runtime-spec/schema, the spec's copy the tests use)
 """
 import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SPEC = ROOT.parent / "shared" / "oci-runtime-spec" / "schema"
+DEFAULT_SPEC = ROOT / "tests" / "data" / "oci-runtime-spec" / "schema"
 OUTPUTS = (ROOT / "schemas" / "features.schema.json",
            ROOT / "ociruntime" / "schemas" / "features.schema.json")
 

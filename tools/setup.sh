@@ -41,7 +41,9 @@ if [ "$(readlink -f .venv/bin/python 2>/dev/null)" != "$(readlink -f /usr/bin/py
     rm -rf .venv
     /usr/bin/python3 -m venv .venv
 fi
-.venv/bin/pip install -q cffi jsonschema pyroute2 pytest hypothesis
+# jsonschema and pyroute2 are the extras [validate] and [netdev], which the
+# tests use; build (and wheel) for tests/test_package.py.
+.venv/bin/pip install -q cffi jsonschema pyroute2 pytest hypothesis build wheel
 # compat mode: a plain path in a .pth file, which bin/ociruntime-py reads
 # without running site (the default mode installs an import hook).
 .venv/bin/pip install -q -e . --config-settings editable_mode=compat

@@ -131,7 +131,12 @@ def load(data):
     if sd:
         from ociruntime.cgroups import systemd
         return systemd.SystemdManager(paths, created, unit=sd["unit"], slice=sd["slice"])
-    return Manager(paths, created)
+    mgr = Manager(paths, created)
+    if data.get("rootless"):
+        mgr.rootless = True
+        if not paths:   # no cgroup: the init's process tree
+            mgr.init = (data.get("pid", 0), data.get("pid_start"))
+    return mgr
 
 
 def read_words(path):
@@ -192,6 +197,9 @@ class Manager:
         self.created = list(created)  # directories we made, parents first
         self._layout = layout
         self._joined_by_init = set()  # hierarchies the init joins itself
+        self.left_out = {}            # rootless: {mountpoint: why} (drop_unwritable)
+        self.rootless = False
+        self.init = None              # (pid, start time): pids() of a container without cgroups
 
     # -- placement ---------------------------------------------------------
     @classmethod
@@ -211,6 +219,37 @@ class Manager:
             if paths[mnt] == mnt.rstrip("/") or not (paths[mnt] + "/").startswith(mnt.rstrip("/") + "/"):
                 raise OciError(f"linux.cgroupsPath {cgroups_path!r} leaves the cgroup hierarchy")
         return cls(paths, layout=Layout.probe(hierarchies))
+
+    def drop_unwritable(self):
+        """Rootless: keep only the hierarchies where we may make the
+        container's directory (a delegated subtree: systemd's user@.service
+        on v2, or a cgroup given to the user).  As runc's rootless cgroupfs
+        manager: the rest is left out, and a limit that needs it is refused
+        (Writes.where); without limits the container runs without them."""
+        self.rootless = True
+        for mnt, path in list(self.paths.items()):
+            p = path
+            while p != mnt and not os.path.isdir(p):
+                p = os.path.dirname(p)
+            if p == path:   # there already: ours if we may place a process in it
+                ok = os.access(os.path.join(p, "cgroup.procs"), os.W_OK)
+            else:
+                ok = os.access(p, os.W_OK | os.X_OK)
+            if not ok:
+                del self.paths[mnt]
+                self.left_out[mnt] = (f"{p} is not writable by uid {os.geteuid()}"
+                                      " (cgroups are not delegated to this user)")
+
+    def why_missing(self, controller):
+        """Why a rootless container has no directory for controller, or None."""
+        where = self.layout.locate(controller)
+        if not where or where[1] in self.paths:
+            return None
+        if where[1] in self.left_out:
+            return self.left_out[where[1]]
+        if self.rootless:   # rebuilt from the state (update)
+            return "it has no such cgroup (cgroups were not delegated to this user at create)"
+        return None
 
     @property
     def layout(self):
@@ -360,7 +399,10 @@ class Manager:
         processes made (systemd or dockerd inside), as runc's GetAllPids:
         cgroup.procs lists a cgroup's own processes only, in v1 and v2.
         Every hierarchy is read, so that a process moved out of the
-        container's subtree in one of them is still found in another."""
+        container's subtree in one of them is still found in another.
+        A rootless container without cgroups: the init and its descendants."""
+        if not self.paths and self.init:
+            return _process_tree(*self.init)
         out, seen = [], set()
         for path in self.paths.values():
             for d in _subtree(path):
@@ -388,6 +430,9 @@ class Manager:
 
     def freeze(self):
         mod, d = self._freezer()
+        if mod is None and self.rootless:
+            raise OciError("pause: a rootless container has a freezer only where cgroups are "
+                           "delegated to its user (cgroup v2 with systemd's user@.service)")
         if mod is None:
             raise OciError("pause: this host has no freezer cgroup (v1 freezer or cgroup2 cgroup.freeze)")
         mod.freeze(d)
@@ -531,6 +576,29 @@ class Manager:
     def stats(self):
         from ociruntime.cgroups import stats
         return stats.collect(self)
+
+
+def _process_tree(pid, start_time):
+    """pid (if it is still the process that started at start_time) and
+    its descendants, from /proc/PID/task/TID/children."""
+    from ociruntime.state import process_alive
+    if not pid or not process_alive(pid, start_time):
+        return []
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open(f"/proc/{p}/task/{t}/children") as f:
+                    todo += [int(x) for x in f.read().split()]
+            except OSError:
+                pass
+    return out
 
 
 def _subtree(top):

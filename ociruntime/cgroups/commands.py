@@ -131,15 +131,26 @@ def update(root, cid, res):
     _manager(c).update(res)
 
 
-# -- ps ---------------------------------------------------------------------------
+def stats(root, cid):
+    """The cgroup statistics of a live container (events --stats' data)."""
+    c, _status = _load_live(root, cid)
+    return _manager(c).stats()
 
-def ps(root, cid, fmt="table", ps_args=()):
+
+def pids(root, cid):
+    """The host pids of a live container's processes (ps --format json)."""
     c = Container.load(root, cid)
     if c.status() in ("stopped", "creating"):
         raise ContainerNotRunning("container not running")
-    pids = _manager(c).pids()
+    return _manager(c).pids()
+
+
+# -- ps ---------------------------------------------------------------------------
+
+def ps(root, cid, fmt="table", ps_args=()):
+    found = pids(root, cid)
     if fmt == "json":
-        print(json.dumps(pids, separators=(",", ":")))
+        print(json.dumps(found, separators=(",", ":")))
         return 0
     if fmt != "table":
         raise OciError(f"--format: {fmt!r} is not table or json")
@@ -156,7 +167,7 @@ def ps(root, cid, fmt="table", ps_args=()):
     if "PID" not in header:
         raise OciError("ps: its output has no PID column")
     idx = header.index("PID")
-    want = set(pids)
+    want = set(found)
     print(lines[0])
     for line in lines[1:]:
         f = line.split()
@@ -193,11 +204,11 @@ def _emit(kind, cid, data=None):
 def events(root, cid, stats_only=False, interval=5.0):
     import select
     import time
+    if stats_only:
+        _emit("stats", cid, stats(root, cid))
+        return 0
     c, _status = _load_live(root, cid)
     mgr = _manager(c)
-    if stats_only:
-        _emit("stats", cid, mgr.stats())
-        return 0
     efd = None
     v2mem = None
     mem = mgr.dir_of("memory")

@@ -93,6 +93,12 @@ def rules_for(spec_rules, linux_devices):
 
 def apply(mgr, rules, explicit=False):
     where = mgr.dir_of("devices")
+    if mgr.rootless:
+        # As runc: a rootless container's device rules are not applied (an
+        # unprivileged user can load no eBPF program, nor write devices.*
+        # of v1); its user namespace keeps it from making device nodes, and
+        # only the host's are bound in, with the host's permissions.
+        return
     if where is not None and where[0] == 1:
         apply_v1(where[1], rules)
     elif mgr.v2_dir:

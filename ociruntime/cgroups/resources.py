@@ -73,6 +73,9 @@ class Writes:
 
     def where(self, controller, field):
         d = self.mgr.dir_of(controller)
+        if d is None and self.mgr.why_missing(controller):
+            raise OciError(f"{field}: cannot set the {controller} limit of a rootless container: "
+                           f"{self.mgr.why_missing(controller)}; drop the limit, or run as root")
         if d is None:
             raise OciError(f"{field}: the {controller} cgroup controller is not available on this host")
         if d[0] == 2:

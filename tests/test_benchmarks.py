@@ -1,0 +1,80 @@
+"""`python -m benchmarks` works from the repository alone (its own harness,
+no file outside it): one sample of every scenario, on ociruntime and runc
+when it is installed, prints the table with the ratio column, keeps the
+samples with --json, and leaves no container, state root or cgroup.
+CI runs no benchmark otherwise; timings are not checked (they depend on
+the machine)."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from conftest import REPO, RUNTIME
+
+SCENARIOS = ["lifecycle", "run", "exec", "parallel", "memory"]
+ROWS = ["full cycle create→start→stopped→delete", "| create |", "| start |", "| state |", "| delete |",
+        "CPU of the full cycle", "run /bin/true", "exec /bin/true", "parallel workers", "create peak RSS"]
+
+
+def cgroups_of(pid):
+    prefix = f"ocibench-{pid}-"
+    return [os.path.join(top, d) for top, dirs, _ in os.walk("/sys/fs/cgroup") for d in dirs
+            if d.startswith(prefix)]
+
+
+def test_benchmarks_run_one_sample_of_each_scenario(tmp_path):
+    runtimes = [("ociruntime", RUNTIME)]
+    runc = shutil.which("runc")
+    if runc:
+        runtimes.append(("runc", runc))
+    work = tmp_path / "work"
+    out = tmp_path / "bench.json"
+    argv = [sys.executable, "-m", "benchmarks", "-n", "1", "--warmup", "0", "--rounds", "1",
+            "--json", str(out), "--workdir", str(work)]
+    for name, path in runtimes:
+        argv += ["--runtime", f"{name}={path}"]
+    p = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         stdin=subprocess.DEVNULL)
+    try:
+        stdout, stderr = p.communicate(timeout=300)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, stderr + stdout
+    assert "Traceback" not in stderr
+
+    table = stdout[stdout.index("| scenario |"):]
+    header = table.splitlines()[0]
+    for name, _ in runtimes:
+        assert f" {name} |" in header, header
+    if runc:
+        assert "ociruntime/runc" in header
+    for row in ROWS:
+        line = next((l for l in table.splitlines() if row in l), None)
+        assert line, f"no row {row!r} in\n{table}"
+        assert "FAIL" not in line and "–" not in line.split("|")[3], line
+        if runc:
+            assert line.rstrip(" |").endswith("×"), line   # the ratio
+
+    doc = json.loads(out.read_text())
+    for name, _ in runtimes:
+        got = doc["samples"][name]
+        assert {s: len(got[s]) for s in SCENARIOS} == dict.fromkeys(SCENARIOS, 1), got
+        assert got["lifecycle"][0]["create_ms"] > 0 and got["memory"][0]["rss_mib"] > 1
+    assert doc["failures"] == []
+    assert doc["meta"]["runtimes"][0]["name"] == "ociruntime"
+
+    # Nothing left behind: the bundles and state roots go, and no cgroup
+    # of the bench's containers (named ocibench-<its pid>-N) stays.
+    assert sorted(os.listdir(work)) == [], os.listdir(work)
+    assert cgroups_of(p.pid) == []
+
+
+def test_benchmarks_bad_arguments_are_one_line():
+    for args, what in ((["--runtime", "nope"], "NAME=PATH"), (["--scenarios", "lifecycle,bogus"], "bogus"),
+                       (["--runtime", "x=/nonexistent/rt"], "not executable")):
+        r = subprocess.run([sys.executable, "-m", "benchmarks", *args], cwd=REPO, capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode != 0 and what in r.stderr and "Traceback" not in r.stderr, r.stderr
