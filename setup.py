@@ -16,6 +16,9 @@ from setuptools import find_packages, setup
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc"))
 from build_exe import BuildExt, InstallScripts   # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools"))
+from build_docs import PLACEHOLDER, Distribution, InstallDocs   # noqa: E402
+
 setup(
     name="ociruntime",
     version="0.1.0",
@@ -26,7 +29,11 @@ setup(
     setup_requires=["cffi>=1.15"],
     install_requires=["cffi>=1.15", "jsonschema", "pyroute2"],
     cffi_modules=["csrc/build_core.py:ffibuilder"],
-    cmdclass={"build_ext": BuildExt, "install_scripts": InstallScripts},
+    cmdclass={"build_ext": BuildExt, "install_scripts": InstallScripts,
+              "install_data": InstallDocs},
+    # The man pages and completions, rendered from ociruntime/help.py
+    # (tools/build_docs.py) into share/man/man8 and share/*completion*.
+    data_files=PLACEHOLDER, distclass=Distribution,
     # The Python CLI is a script of our own rather than a console_scripts
     # entry point: it starts Python without `site` (see bin/ociruntime-py).
     # The native front end (bin/ociruntime) is built by BuildExt and

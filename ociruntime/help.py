@@ -2,7 +2,7 @@
 
 `ociruntime --help`, `ociruntime CMD --help` and `ociruntime help CMD` print
 a page from TABLE; setup.py renders the same table into the man pages
-ociruntime(8) and ociruntime-CMD(8) and the bash and zsh completions, so the
+ociruntime(8) and ociruntime-CMD(8) and the bash completion, so the
 three cannot drift.  tests/test_help.py checks that every flag the parser
 (cli.py's tables) accepts is here and that nothing here is unknown to it.
 
@@ -415,6 +415,7 @@ def bash_completion():
         files = " ".join(n for f in d["flags"] if f[1] in _FILE_METAVARS for n in flag_names(f))
         cases.append(f"        {c}) bools='{_words(d['flags'], False)}'; "
                      f"valued='{_words(d['flags'], True)}'; files='{files}' ;;")
+    from ociruntime.capabilities import CAPABILITIES
     gfiles = " ".join(n for f in GLOBAL_FLAGS if f[1] in _FILE_METAVARS for n in flag_names(f))
     return f"""# bash completion for ociruntime (generated from ociruntime/help.py)
 _ociruntime_ids() {{
@@ -422,7 +423,7 @@ _ociruntime_ids() {{
 }}
 
 _ociruntime() {{
-    local cur prev i cmd= root= words_=("${{COMP_WORDS[@]}}")
+    local cur prev i cmd= root=
     cur=${{COMP_WORDS[COMP_CWORD]}}
     prev=${{COMP_WORDS[COMP_CWORD-1]}}
     local gbools='{_words(GLOBAL_FLAGS, False)}' gvalued='{_words(GLOBAL_FLAGS, True)}'
@@ -459,7 +460,7 @@ _ociruntime() {{
     if [[ " $valued " == *" $prev "* ]]; then
         case $prev in
             --format|-f) [[ $cmd == list || $cmd == ps ]] && COMPREPLY=($(compgen -W 'table json' -- "$cur")) ;;
-            --cap|-c) COMPREPLY=($(compgen -W '$(ociruntime features 2>/dev/null | sed -n "s/^ *\\"\\(CAP_[A-Z_]*\\)\\",\\?$/\\1/p" | sort -u)' -- "$cur")) ;;
+            --cap|-c) COMPREPLY=($(compgen -W '{" ".join(CAPABILITIES)}' -- "$cur")) ;;
             *) [[ " $files " == *" $prev "* ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         esac
         return
@@ -481,62 +482,15 @@ complete -F _ociruntime ociruntime
 """
 
 
-def _zsh_spec(flag):
-    """An _arguments spec of a flag: '(-b --bundle)'{-b,--bundle}'[text]:DIR:_files'."""
-    names = flag_names(flag)
-    text = flag[2].split(";")[0].split(":")[0].replace("'", "").replace("[", "(").replace("]", ")")
-    group = f"({' '.join(names)})" if len(names) > 1 else ""
-    value = ""
-    if flag[1]:
-        action = "_files" if flag[1] in _FILE_METAVARS else " "
-        value = f":{flag[1]}:{action}"
-    ns = "{" + ",".join(names) + "}" if len(names) > 1 else names[0]
-    return f"'{group}'{ns}'[{text}]{value}'" if group else f"'{ns}[{text}]{value}'"
-
-
-def zsh_completion():
-    """The zsh completion function (share/zsh/site-functions/_ociruntime)."""
-    cmds = "\n".join(f"        '{c}:{d['summary'].replace(chr(39), '')}'" for c, d in TABLE.items())
-    cases = []
-    for c, d in TABLE.items():
-        specs = " \\\n                ".join(_zsh_spec(f) for f in d["flags"])
-        cases.append(f"            {c}) _arguments -s {specs} '*:: :->args' ;;")
-    gspecs = " \\\n        ".join(_zsh_spec(f) for f in GLOBAL_FLAGS)
-    return f"""#compdef ociruntime
-# zsh completion for ociruntime (generated from ociruntime/help.py)
-_ociruntime() {{
-    local -a commands
-    commands=(
-{cmds}
-    )
-    local curcontext=$curcontext state line
-    _arguments -C {gspecs} \\
-        '1: :->command' '*:: :->flags'
-    case $state in
-        command) _describe -t commands 'ociruntime command' commands ;;
-        flags)
-            case $words[1] in
-{chr(10).join(cases)}
-            esac
-            [[ $state == args && $words[1] != (features|list|spec|validate|help) ]] &&
-                compadd -- ${{(f)"$(ociruntime list -q 2>/dev/null)"}}
-            ;;
-    esac
-}}
-_ociruntime "$@"
-"""
-
-
 def write_docs(out_dir, date="2026"):
     """Write the man pages and completions under out_dir as they install
-    (share/man/man8/..., share/bash-completion/..., share/zsh/...); the
+    (share/man/man8/..., share/bash-completion/...); the
     list of (install directory, [files]) for setup.py's data_files."""
     import os
     files = {"share/man/man8/ociruntime.8": man_page(None, date)}
     for c in TABLE:
         files[f"share/man/man8/ociruntime-{c}.8"] = man_page(c, date)
     files["share/bash-completion/completions/ociruntime"] = bash_completion()
-    files["share/zsh/site-functions/_ociruntime"] = zsh_completion()
     data = {}
     for rel, text in files.items():
         path = os.path.join(out_dir, rel)
