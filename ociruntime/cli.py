@@ -91,11 +91,11 @@ def _print_help(command):
     sys.stdout.flush()
 
 
-def _stdout_broken():
-    """Is stdout a pipe or socket whose reader has gone?"""
+def _broken(fd):
+    """Is fd (stdout, stderr) a pipe or socket whose reader has gone?"""
     import select
     p = select.poll()
-    p.register(1, 0)
+    p.register(fd, 0)
     return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in p.poll(0))
 
 
@@ -107,6 +107,7 @@ def _die_of_sigpipe():
     import signal
     fd = os.open(os.devnull, os.O_WRONLY)
     os.dup2(fd, 1)   # no flush at exit can fail now
+    os.dup2(fd, 2)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGPIPE)
     os._exit(141)   # SIGPIPE blocked: the shell's status all the same
@@ -130,6 +131,15 @@ def _int_flag(opts, name):
 
 
 def main(argv=None):
+    try:
+        return _main(argv)
+    except BrokenPipeError:   # writing the error to a closed stderr
+        if _broken(2):
+            _die_of_sigpipe()
+        raise
+
+
+def _main(argv):
     argv = sys.argv[1:] if argv is None else argv
     g = {}
     try:
@@ -177,7 +187,7 @@ def main(argv=None):
         log.error(f"permission denied: {e.filename}: run as root")
         return 1
     except Exception as e:   # a bug of ours: still one line, details with --debug
-        if isinstance(e, BrokenPipeError) and _stdout_broken():
+        if isinstance(e, BrokenPipeError) and _broken(1):
             _die_of_sigpipe()
         if g.get("debug"):
             import traceback
