@@ -332,9 +332,9 @@ def page(command=None):
                 f"VERSION:\n   {__version__} (runtime-spec {SPEC_VERSION})\n\n"
                 f"COMMANDS:\n{cmds}\n\n"
                 f"GLOBAL FLAGS (before the command):\n{_flag_lines(GLOBAL_FLAGS)}\n\n"
-                "Flags take --flag VALUE, --flag=VALUE and -flag VALUE.  "
-                "`ociruntime help COMMAND` or\n`ociruntime COMMAND --help` shows a command's "
-                "flags; man ociruntime-COMMAND.\n")
+                + _wrap("Flags take --flag VALUE, --flag=VALUE and -flag VALUE. A command's "
+                        "flags: `ociruntime help COMMAND`, `ociruntime COMMAND --help`, or "
+                        "man ociruntime-COMMAND.", 78, 0) + "\n")
     c = TABLE[command]
     usage = "\n".join(f"   ociruntime [global flags] {u}" for u in c["usage"])
     note = f"\n   {c['default_note']}" if c.get("default_note") else ""
