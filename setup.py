@@ -30,6 +30,9 @@ def read(name):
 VERSION = re.search(r'^__version__ = "([^"]+)"$', read("ociruntime/__init__.py"), re.M).group(1)
 URL = "https://github.com/ociruntime/ociruntime"
 
+sys.path.insert(0, os.path.join(HERE, "tools"))
+from build_docs import PLACEHOLDER, Distribution, InstallDocs   # noqa: E402
+
 setup(
     name="ociruntime",
     version=VERSION,
@@ -70,7 +73,11 @@ setup(
         "netdev": ["pyroute2"],             # linux.netDevices
     },
     cffi_modules=["csrc/build_core.py:ffibuilder"],
-    cmdclass={"build_ext": BuildExt, "install_scripts": InstallScripts},
+    cmdclass={"build_ext": BuildExt, "install_scripts": InstallScripts,
+              "install_data": InstallDocs},
+    # The man pages and completions, rendered from ociruntime/help.py
+    # (tools/build_docs.py) into share/man/man8 and share/*completion*.
+    data_files=PLACEHOLDER, distclass=Distribution,
     # The Python CLI is a script of our own rather than a console_scripts
     # entry point: it starts Python without `site` (see bin/ociruntime-py).
     # The native front end (bin/ociruntime) is built by BuildExt and

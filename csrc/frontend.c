@@ -42,9 +42,13 @@ static char **g_argv;
 static struct timespec g_started;   /* for --debug's phase trace */
 
 /* Is pyc the up-to-date bytecode of script, for the interpreter py?  As
- * Python checks a module's cache: flags 0, the source's mtime and size
- * in the header; and written after the interpreter was (its magic number
- * then matches).  bin/ociruntime-py writes it. */
+ * Python checks a module's cache: the source's mtime and size in the
+ * header; and made by this very interpreter, after it was installed.  The
+ * header's flags word (which Python does not read when it runs a .pyc
+ * given as the script) holds the inode of the interpreter that wrote it
+ * (bin/ociruntime-py writes it): a .pyc another Python left -- another
+ * version, whose magic number this one refuses with a traceback -- is not
+ * run but the script, which then writes its own. */
 static int pyc_fresh(const char *pyc, const char *script, const char *py)
 {
     struct stat s, p, c;
@@ -59,7 +63,8 @@ static int pyc_fresh(const char *pyc, const char *script, const char *py)
     memcpy(&flags, h + 4, 4);
     memcpy(&mtime, h + 8, 4);
     memcpy(&size, h + 12, 4);
-    return ok && flags == 0 && mtime == (uint32_t)s.st_mtime && size == (uint32_t)s.st_size;
+    return ok && flags == (uint32_t)p.st_ino && mtime == (uint32_t)s.st_mtime
+           && size == (uint32_t)s.st_size;
 }
 
 /* exec the Python CLI with our arguments: the script's cached bytecode
@@ -78,7 +83,11 @@ static void __attribute__((noreturn)) run_python(void)
     snprintf(script, sizeof script, "%s/ociruntime-py", self);
     snprintf(pyc, sizeof pyc, "%s/__pycache__/ociruntime-py.pyc", self);
     snprintf(py, sizeof py, "%s/python3", self);
-    if (access(py, X_OK) != 0)
+    /* No python3 here (an install into /usr/local): the system's.  One
+     * this caller may not run (a venv whose Python lives under /root,
+     * called by another user) is not swapped for another Python, which
+     * would not find the environment's packages: execv says why. */
+    if (access(py, X_OK) != 0 && errno == ENOENT)
         strcpy(py, "/usr/bin/python3");
     char **args = calloc((size_t)g_argc + 3, sizeof *args);
     if (!args) {

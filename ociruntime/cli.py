@@ -8,71 +8,6 @@ import sys
 from ociruntime import SPEC_VERSION, __version__, log
 from ociruntime.errors import OciError
 
-USAGE = """usage: ociruntime [global flags] COMMAND [flags] ARGS
-
-An OCI container runtime (runtime-spec %s).
-
-commands:
-  create [-b BUNDLE] [--pid-file F] [--console-socket S] [--no-pivot]
-         [--no-new-keyring] [--preserve-fds N] ID
-                                    create a container, waiting for start
-                                    (--no-new-keyring: keep the caller's
-                                    session keyring, not a new _ses.ID)
-  start ID                          run the process of a created container
-  run [-b BUNDLE] [-d] [--pid-file F] [--keep] [--no-subreaper] ID
-                                    create and start; in the foreground,
-                                    wait and exit with the container's code
-         process.terminal: the pty master goes to --console-socket S (a
-         unix socket; needed by create and run -d), or a foreground run
-         proxies it to its own stdio.  --preserve-fds N passes fds
-         3..3+N-1 (after LISTEN_FDS ones when LISTEN_PID is ours); no
-         other fd of the runtime reaches the container.
-  exec [flags] ID [COMMAND [ARG...]] run a process in a running container
-         -p, --process F    the whole process (process.json); else COMMAND
-                            with the container's process, changed by:
-         --cwd DIR, -e/--env K=V (repeatable), -u/--user UID[:GID],
-         -g/--additional-gids GID (repeatable), -c/--cap CAP (repeatable,
-         added to the process's sets), --no-new-privs, -t/--tty,
-         --apparmor P, --process-label L (refused where the LSM is off)
-         -d, --detach       return once the process runs (else wait: its
-                            exit code, 255 if exec failed)
-         --pid-file F       written once the process has exec'd
-         --console-socket S send the pty master there (with --tty -d)
-         --preserve-fds N   pass fds 3..3+N-1 as well
-         --ignore-paused    exec even into a paused container
-         --cgroup [CTRL:]PATH  join a sub-cgroup (repeatable)
-  state ID                          print the container's state (JSON)
-  kill [--all] ID [SIGNAL]          send a signal (default SIGTERM)
-  delete [-f] ID                    delete a stopped (-f: any) container
-  list [--format table|json] [-q]   list containers
-  spec [-b BUNDLE] [--rootless]     write a default config.json
-  validate [-b BUNDLE]              check config.json with jsonschema
-  features                          print what this runtime implements (JSON)
-  pause ID / resume ID              freeze / thaw every process of the container
-  ps [--format table|json] ID [PS-ARGS...]
-                                    the container's processes (json: host pids)
-  events [--stats] [--interval 5s] ID
-                                    stats (and OOM events) as JSON lines;
-                                    --stats: once
-  update [--resources FILE|-] [--memory N] [--memory-swap N]
-         [--memory-reservation N] [--cpu-shares N] [--cpu-quota N]
-         [--cpu-period N] [--cpuset-cpus L] [--cpuset-mems L]
-         [--pids-limit N] [--blkio-weight N] ID
-                                    change the limits of a running container
-
-global flags:
-  --root DIR        state directory (default /run/ociruntime; rootless:
-                    $XDG_RUNTIME_DIR/ociruntime, else /tmp/ociruntime-UID)
-  --rootless MODE   true, false or auto (the default: rootless when not
-                    root, or in a user namespace without the host's root)
-  --log FILE        also write errors to FILE
-  --log-format F    text or json
-  --debug           log debug messages: the command, the steps of the plan,
-                    and the time each phase of the command took
-  --systemd-cgroup  cgroups through systemd (where systemd runs; path
-                    slice:prefix:name)
-  --version         print the version
-""" % SPEC_VERSION
 
 # flag name -> True (takes a value), False (boolean), list (a value, and
 # may be given again: the values accumulate), or a str (an alias)
@@ -102,6 +37,7 @@ COMMANDS = {
     "ps": {"format": True, "f": "format"},
     "events": {"stats": False, "interval": True},
     "update": {},   # filled from cgroups.commands.CLI_FLAGS when used
+    "help": {},     # `help [COMMAND]`, runc's; also `h`
 }
 for _flags in COMMANDS.values():
     _flags.update(help=False, h="help")
@@ -149,6 +85,34 @@ def parse_flags(args, spec, stop_at_positional=False):
     return opts, pos
 
 
+def _print_help(command):
+    from ociruntime import help
+    print(help.page(command), end="")
+    sys.stdout.flush()
+
+
+def _broken(fd):
+    """Is fd (stdout, stderr) a pipe or socket whose reader has gone?"""
+    import select
+    p = select.poll()
+    p.register(fd, 0)
+    return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in p.poll(0))
+
+
+def _die_of_sigpipe():
+    """Whoever read our output has gone (`ociruntime features | head -1`):
+    die of SIGPIPE, silently, as runc and every Unix filter do (the shell
+    sees 141).  Python ignores SIGPIPE and would raise on every write."""
+    import os
+    import signal
+    fd = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(fd, 1)   # no flush at exit can fail now
+    os.dup2(fd, 2)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGPIPE)
+    os._exit(141)   # SIGPIPE blocked: the shell's status all the same
+
+
 def _one_id(pos, command, extra=0):
     if not pos or len(pos) > 1 + extra:
         want = "ID" if not extra else "ID and at most %d more argument(s)" % extra
@@ -169,6 +133,15 @@ def _int_flag(opts, name):
 def main(argv=None, started=(None, None)):
     """started: when the front end and the launcher started (CLOCK_MONOTONIC
     ns; None: unknown), where --debug's phase trace begins."""
+    try:
+        return _main(argv, started)
+    except BrokenPipeError:   # writing the error to a closed stderr
+        if _broken(2):
+            _die_of_sigpipe()
+        raise
+
+
+def _main(argv, started):
     argv = sys.argv[1:] if argv is None else argv
     g = {}
     what = None
@@ -180,11 +153,13 @@ def main(argv=None, started=(None, None)):
             raise UsageError(f"--log-format: {g['log-format']!r} is not text or json")
         if g.get("version"):
             print(f"ociruntime version {__version__}\nspec: {SPEC_VERSION}")
+            sys.stdout.flush()
             return 0
         if g.get("help") or not rest:
-            print(USAGE, end="")
+            _print_help(None)
             return 0 if g.get("help") else 1
         command, args = rest[0], rest[1:]
+        command = "help" if command == "h" else command
         spec = COMMANDS.get(command)
         if spec is None:
             raise UsageError(f"unknown command {command!r} (see ociruntime --help)")
@@ -195,7 +170,7 @@ def main(argv=None, started=(None, None)):
         # exec and ps: flags after the ID belong to the command (or to ps)
         opts, pos = parse_flags(args, spec, stop_at_positional=command in ("exec", "ps"))
         if opts.get("help"):
-            print(USAGE, end="")
+            _print_help(command)
             return 0
         if g.get("systemd-cgroup") and command in ("create", "run"):
             from ociruntime.cgroups import systemd   # a clear error where it cannot work
@@ -208,7 +183,9 @@ def main(argv=None, started=(None, None)):
         if g.get("debug"):
             log.debug(f"{command}: root {root}, flags {opts}, arguments {pos}")
             what = f"{command} {pos[0]}" if pos else command
-        return globals()["cmd_" + command](root, opts, pos) or 0
+        code = globals()["cmd_" + command](root, opts, pos) or 0
+        sys.stdout.flush()   # here, where a closed pipe is still ours to handle
+        return code
     except OciError as e:
         log.error(str(e))
         return 1
@@ -218,6 +195,8 @@ def main(argv=None, started=(None, None)):
         log.error(f"permission denied: {e.filename or e}: run as root or use --root")
         return 1
     except Exception as e:   # a bug of ours: still one line, details with --debug
+        if isinstance(e, BrokenPipeError) and _broken(1):
+            _die_of_sigpipe()
         if g.get("debug"):
             import traceback
             traceback.print_exc()
@@ -376,6 +355,15 @@ def cmd_validate(root, opts, pos):
     if problems:
         return 1
     print(f"{path}: valid")
+
+
+def cmd_help(root, opts, pos):
+    if len(pos) > 1:
+        raise UsageError(f"help: expects at most one COMMAND, got {len(pos)} arguments")
+    command = "help" if pos[:1] == ["h"] else (pos[0] if pos else None)
+    if command is not None and command not in COMMANDS:
+        raise UsageError(f"help: unknown command {command!r} (see ociruntime --help)")
+    _print_help(command)
 
 
 def cmd_features(root, opts, pos):

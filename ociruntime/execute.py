@@ -52,21 +52,55 @@ class ExecOptions:
         self.__dict__.update(kw)
 
 
-def validate_process(proc, source):
-    """A process.json: the config schema's `process`, plus runc's checks."""
+# The exec flag that sets each field of the process: an error in a field
+# the command line set names the flag, not config.json (which create
+# validated).
+FLAG_OF_FIELD = (("$.cwd", "--cwd"), ("$.env", "--env"), ("$.user.additionalGids", "--additional-gids"),
+                 ("$.user", "--user"), ("$.capabilities", "--cap"), ("$.apparmorProfile", "--apparmor"),
+                 ("$.selinuxLabel", "--process-label"), ("$.noNewPrivileges", "--no-new-privs"),
+                 ("$.args", "COMMAND"))
+
+
+def _error(source, path, msg, from_flags):
+    for field, flag in FLAG_OF_FIELD if from_flags else ():
+        if path == field or path.startswith((field + ".", field + "[")):
+            return ConfigError(f"{flag}: {msg}")
+    return ConfigError(f"{source}: {path}: {msg}")
+
+
+def validate_process(proc, source, from_flags=False):
+    """A process.json: the config schema's `process`, plus runc's checks.
+    from_flags: the process is the container's changed by exec's flags."""
     from ociruntime._config_validator import validate
     if not isinstance(proc, dict):
         raise ConfigError(f"{source}: $: process must be a JSON object")
     error = validate({"ociVersion": "1.0.0", "process": proc})
     if error is not None:
         path = "$" + error[0][len("$.process"):] if error[0].startswith("$.process") else error[0]
-        raise ConfigError(f"{source}: {path}: {error[1]}")
+        raise _error(source, path, error[1], from_flags)
     if not proc.get("cwd"):
-        raise ConfigError(f"{source}: $.cwd: must not be empty")
+        raise _error(source, "$.cwd", "must not be empty", from_flags)
     if not proc["cwd"].startswith("/"):
-        raise ConfigError(f"{source}: $.cwd: must be an absolute path, not {proc['cwd']!r}")
+        raise _error(source, "$.cwd", f"must be an absolute path, not {proc['cwd']!r}", from_flags)
     if not proc.get("args"):
-        raise ConfigError(f"{source}: $.args: must not be empty")
+        raise _error(source, "$.args", "must not be empty", from_flags)
+
+
+def _check_flags(opts):
+    """What the flags ask that the schema does not check, refused naming
+    the flag (later steps would blame the container's config.json)."""
+    from ociruntime.capabilities import CAP_NUMBER
+    for name in opts.caps:
+        if name not in CAP_NUMBER:
+            raise ConfigError(f"--cap: unknown capability {name!r}")
+    if opts.apparmor or opts.process_label:
+        from ociruntime import lsm
+        if opts.apparmor and not lsm.apparmor_enabled():
+            raise ConfigError(f"--apparmor: AppArmor is not enabled on this host, so profile "
+                              f"{opts.apparmor!r} cannot be applied")
+        if opts.process_label and not lsm.selinux_enabled():
+            raise ConfigError("--process-label: selinux label is specified, but selinux is "
+                              "disabled or not supported")
 
 
 def _load_process_file(path):
@@ -122,6 +156,7 @@ def build_process(opts, cfg):
         proc = dict(cfg.get("process") or {})
         if not opts.args:
             raise OciError("process args cannot be empty")
+        _check_flags(opts)
         proc["args"] = list(opts.args)
         if opts.cwd:
             proc["cwd"] = opts.cwd
@@ -133,11 +168,11 @@ def build_process(opts, cfg):
         if opts.user:
             uid, sep, gid = opts.user.partition(":")
             if sep:
-                user["gid"] = _int(gid, "gid")
-            user["uid"] = _int(uid, "uid")
+                user["gid"] = _int(gid, "gid", "--user")
+            user["uid"] = _int(uid, "uid", "--user")
         if opts.additional_gids:
             user["additionalGids"] = list(user.get("additionalGids") or ()) + \
-                [_int(g, "additional-gids") for g in opts.additional_gids]
+                [_int(g, "additional-gids", "--additional-gids") for g in opts.additional_gids]
         proc["user"] = user
         if opts.caps:
             caps = {k: list(v or ()) for k, v in (proc.get("capabilities") or {}).items()}
@@ -149,7 +184,7 @@ def build_process(opts, cfg):
             proc["apparmorProfile"] = opts.apparmor
         if opts.process_label:
             proc["selinuxLabel"] = opts.process_label
-        validate_process(proc, "exec")
+        validate_process(proc, "exec", from_flags=True)
     # With --process the file is the whole process (runc ignores --tty,
     # --env... then).  apparmorProfile and selinuxLabel (--apparmor,
     # --process-label): checked and applied as create does (ociruntime/lsm.py).
@@ -157,13 +192,13 @@ def build_process(opts, cfg):
     return proc
 
 
-def _int(text, what):
+def _int(text, what, flag):
     try:
         n = int(text)
-    except ValueError:
-        raise OciError(f"parsing {text} as int for {what} failed") from None
+    except ValueError:   # runc's words, after the flag
+        raise OciError(f"{flag}: parsing {text} as int for {what} failed") from None
     if n < 0:
-        raise OciError(f"{what} must be a positive number {n}")
+        raise OciError(f"{flag}: {what} must be a positive number {n}")
     return n
 
 

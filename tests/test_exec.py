@@ -204,7 +204,7 @@ def test_exec_caps_and_no_new_privs(oci):
     from ociruntime import lsm
     if not lsm.apparmor_enabled():
         r = oci.cmd("exec", "--apparmor", "unconfined", cid, "true")
-        assert r.returncode == 255 and "apparmorProfile" in r.stderr
+        assert r.returncode == 255 and "--apparmor: AppArmor is not enabled" in r.stderr
     if not lsm.selinux_enabled():
         r = oci.cmd("exec", "--process-label", "x", cid, "true")
         assert r.returncode == 255 and "selinux is disabled or not supported" in r.stderr

@@ -288,8 +288,9 @@ def test_racing_starts_start_once(oci):
 
 def test_front_end_runs_the_cached_launcher_bytecode():
     """bin/ociruntime-py caches its bytecode beside itself; the front end
-    runs it while its header matches the script (mtime, size), and the
-    script again once it changed, which caches it anew."""
+    runs it while its header matches the script (mtime, size) and the
+    interpreter (its inode, in the flags word), and the script again once
+    it changed, which caches it anew."""
     import importlib._bootstrap_external as ext
     bindir = os.path.dirname(RUNTIME)
     script = os.path.join(bindir, "ociruntime-py")
@@ -301,9 +302,11 @@ def test_front_end_runs_the_cached_launcher_bytecode():
     assert header[8:16] == ext._pack_uint32(int(st.st_mtime)) + ext._pack_uint32(st.st_size)
     try:
         # A fresh-looking pyc of other code: what runs is the pyc.
+        import marshal
         code = compile("print('from the cached bytecode')", script, "exec")
+        ino = os.stat(os.path.join(bindir, "python3")).st_ino & 0xFFFFFFFF
         with open(pyc, "wb") as f:
-            f.write(ext._code_to_timestamp_pyc(code, int(st.st_mtime), st.st_size))
+            f.write(ext.MAGIC_NUMBER + ext._pack_uint32(ino) + header[8:16] + marshal.dumps(code))
         r = subprocess.run([RUNTIME, "--version"], capture_output=True, text=True)
         assert r.stdout == "from the cached bytecode\n"
         # The script changed (its mtime): the script runs, and caches itself.
