@@ -32,8 +32,8 @@ _HELP = (("help", "h"), None, "show this help", None)
 _FORMAT = (("format", "f"), "FORMAT", "table or json", "table")
 
 GLOBAL_FLAGS = [
-    (("root",), "DIR", "the directory for the containers' state (best on a tmpfs)",
-     "/run/ociruntime; rootless: $XDG_RUNTIME_DIR/ociruntime, else /tmp/ociruntime-UID"),
+    (("root",), "DIR", "the directory for the containers' state (best on a tmpfs); "
+     "rootless, $XDG_RUNTIME_DIR/ociruntime, else /tmp/ociruntime-UID", "/run/ociruntime"),
     (("log",), "FILE", "also write errors and warnings (and, with --debug, debug "
      "messages) to FILE", "stderr only"),
     (("log-format",), "FORMAT", "the --log file's format: text or json (one "
