@@ -151,8 +151,10 @@ def test_kill_with_a_signal_name(oci):
 
 
 def test_kill_default_is_sigterm(oci):
-    cfg = config(sh("trap 'exit 0' TERM; while :; do sleep 0.05; done"))
+    cfg = config(sh("trap 'exit 0' TERM; touch /tmp/trapped; while :; do sleep 0.05; done"))
     with Running(oci, cfg) as c:
+        # pid 1 of its namespace ignores a TERM it has no handler for yet
+        wait_for(lambda: os.path.exists(f"/proc/{c.pid}/root/tmp/trapped"), "the trap")
         oci.ok("kill", c.cid)
         assert wait_gone(c.pid)
 
