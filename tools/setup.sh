@@ -12,6 +12,7 @@ packages=(
     conmon catatonit netavark aardvark-dns containernetworking-plugins \
     slirp4netns uidmap fuse-overlayfs iptables               # podman offline (tests/test_podman.py)
     strace procps util-linux time                            # test and benchmark tools
+    qemu-system-x86 kmod                                     # the test VM (tests/vm/run)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -267,13 +267,17 @@ class Manager:
             self._make(mnt, path)
         if self.layout.mode == "v2" and self.v2_dir:
             # Like runc: every controller the parent offers, so that the
-            # container's directory has their files (limits and stats).
-            self.enable_v2(self.layout.v2_controllers)
+            # container's directory has their files (limits and stats);
+            # best effort, as runc: under a cgroup that has processes
+            # (the default path, below a shell's own cgroup) none can be
+            # enabled, and only a limit that needs one is then an error.
+            self.enable_v2(self.layout.v2_controllers, strict=False)
 
-    def enable_v2(self, controllers):
+    def enable_v2(self, controllers, strict=True):
         """Enable controllers in cgroup.subtree_control of every ancestor of
         the container's cgroup2 directory (not in the directory itself: a
-        cgroup with processes cannot have domain controllers enabled)."""
+        cgroup with processes cannot have domain controllers enabled).
+        strict=False enables what the kernel lets us, one by one."""
         mnt, leaf = self.layout.v2, self.v2_dir
         if not controllers or not leaf:
             return
@@ -288,11 +292,16 @@ class Manager:
             offered = set(read_words(os.path.join(d, "cgroup.controllers")))
             want = [c for c in sorted(controllers) if c not in have and c in offered]
             missing = [c for c in sorted(controllers) if c not in offered]
-            if missing:
+            if missing and strict:
                 raise OciError(f"cgroup v2 controller(s) {', '.join(missing)} not available in {d}")
-            if want:
+            if want and strict:
                 write_file(os.path.join(d, "cgroup.subtree_control"),
                            " ".join("+" + c for c in want), f"enable {' '.join(want)}")
+            for c in want if not strict else ():
+                try:
+                    write_file(os.path.join(d, "cgroup.subtree_control"), "+" + c)
+                except OciError:
+                    pass   # busy (processes here) or not delegated: its limits will say
 
     def apply_config(self, cfg, source="config.json"):
         """At create, before the init joins: linux.resources and the
