@@ -297,6 +297,11 @@ class Manager:
             if want and strict:
                 write_file(os.path.join(d, "cgroup.subtree_control"),
                            " ".join("+" + c for c in want), f"enable {' '.join(want)}")
+            if not strict and d != mnt.rstrip("/") and read_words(os.path.join(d, "cgroup.procs")):
+                # Processes here: domain controllers are refused (busy), and
+                # a threaded one would make d a thread root, below which a
+                # process cannot be placed at all (EOPNOTSUPP).
+                continue
             for c in want if not strict else ():
                 try:
                     write_file(os.path.join(d, "cgroup.subtree_control"), "+" + c)
@@ -451,19 +456,26 @@ class Manager:
         the kernel says busy."""
         deadline = time.monotonic() + timeout
         for d in sorted(self.created, key=len, reverse=True):
-            delay = 0.001
-            while True:
-                try:
-                    os.rmdir(d)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError as e:
-                    if e.errno != 16 or time.monotonic() > deadline:   # EBUSY
-                        raise OciError(f"remove cgroup {d}: {_strerror(e)}") from None
-                    _kill_all_in(d)
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.05)
+            # Sub-cgroups the container's processes made (a delegated
+            # cgroup v2 tree, systemd in the container) go first, as runc.
+            subs = [os.path.join(top, n) for top, dirs, _ in os.walk(d, topdown=False) for n in dirs]
+            for sub in subs + [d]:
+                self._rmdir(sub, deadline)
+
+    def _rmdir(self, d, deadline):
+        delay = 0.001
+        while True:
+            try:
+                os.rmdir(d)
+                return
+            except FileNotFoundError:
+                return
+            except OSError as e:
+                if e.errno != 16 or time.monotonic() > deadline:   # EBUSY
+                    raise OciError(f"remove cgroup {d}: {_strerror(e)}") from None
+                _kill_all_in(d)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
 
     def mount_layout(self):
         """[(name, fstype, options, host directory)] for a `cgroup` mount."""

@@ -239,8 +239,8 @@ def test_container_makes_sub_cgroups_and_delete_removes_them(oci):
     # a leaf, enable controllers, make children with processes in them.
     cfg = _cgroup_rw(busybox_config(["sh", "-c",
         "cd /sys/fs/cgroup && mkdir init a a/b && echo $$ > init/cgroup.procs && "
-        "echo +pids +memory > cgroup.subtree_control && echo +pids > a/cgroup.subtree_control && "
-        "(echo $$ > a/b/cgroup.procs; exec sleep 1000) & sleep 1000"]))
+        "echo '+pids +memory' > cgroup.subtree_control && echo +pids > a/cgroup.subtree_control && "
+        "{ sh -c 'echo 0 > a/b/cgroup.procs; exec sleep 1000' & exec sleep 1000; }"]))
     cid = start(oci, cfg)
     d = container_dir(oci, cid)
     deadline = time.monotonic() + 30

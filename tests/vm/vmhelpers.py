@@ -91,7 +91,11 @@ def systemctl(*args):
 def unit_props(unit, *names):
     r = systemctl("show", unit, *(f"-p{n}" for n in names))
     assert r.returncode == 0, r.stderr
-    return dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+    out = {}
+    for line in r.stdout.splitlines():   # a list property is one line per item
+        k, _, v = line.partition("=")
+        out[k] = f"{out[k]}; {v}" if k in out else v
+    return out
 
 
 def wait_until(cond, what, timeout=60):
