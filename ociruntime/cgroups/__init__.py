@@ -297,11 +297,15 @@ class Manager:
             if want and strict:
                 write_file(os.path.join(d, "cgroup.subtree_control"),
                            " ".join("+" + c for c in want), f"enable {' '.join(want)}")
-            if not strict and d != mnt.rstrip("/") and read_words(os.path.join(d, "cgroup.procs")):
+            if want and d != mnt.rstrip("/") and read_words(os.path.join(d, "cgroup.procs")):
                 # Processes here: domain controllers are refused (busy), and
-                # a threaded one would make d a thread root, below which a
-                # process cannot be placed at all (EOPNOTSUPP).
-                continue
+                # a threaded one (pids, cpuset) would make d a thread root,
+                # below which no process can be placed (EOPNOTSUPP).
+                if not strict:
+                    continue
+                raise OciError(f"enable {' '.join(want)}: {d} has processes, and cgroup v2 enables "
+                               "no controller below such a cgroup: give linux.cgroupsPath a place "
+                               "outside it")
             for c in want if not strict else ():
                 try:
                     write_file(os.path.join(d, "cgroup.subtree_control"), "+" + c)

@@ -6,6 +6,7 @@ filter; containers that make sub-cgroups; ociruntime inside a container;
 and delete touching nothing outside the container's own cgroup."""
 import json
 import os
+import shutil
 import subprocess
 import time
 
@@ -302,3 +303,58 @@ def test_default_cgroups_path_under_a_busy_cgroup(oci):
     cid2 = oci.new_id()
     r = oci.cmd("run", "-b", oci.bundle(cfg), cid2)
     assert r.returncode == 1 and "pids" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+ALL_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+            "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_ADMIN", "CAP_NET_RAW",
+            "CAP_IPC_LOCK", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_ADMIN", "CAP_MKNOD",
+            "CAP_AUDIT_WRITE", "CAP_SETFCAP", "CAP_SYS_RESOURCE"]
+
+
+def test_ociruntime_inside_an_ociruntime_container(oci, tmp_path):
+    # The outer container sees the VM's /usr and the worktree (read-only),
+    # has its own cgroup namespace with cgroup2 mounted read-write, and no
+    # masked /proc paths (they would forbid the inner proc mount); inside
+    # it, ociruntime runs a container with a pids limit in a sub-cgroup.
+    from conftest import ROOTFS
+    repo = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    shutil.copytree(ROOTFS, inner / "rootfs", symlinks=True)
+    icfg = busybox_config(["sh", "-c", "cat /proc/self/cgroup; cat /sys/fs/cgroup/pids.max"])
+    icfg["linux"]["cgroupsPath"] = "/inner"
+    icfg["linux"]["resources"] = {"pids": {"limit": 7}}
+    (inner / "config.json").write_text(json.dumps(icfg))
+
+    cfg = _cgroup_rw(busybox_config(["sh", "-c",
+        "mkdir /sys/fs/cgroup/outer && echo $$ > /sys/fs/cgroup/outer/cgroup.procs && "
+        f"exec {RUNTIME} --root /run/inner run -b /inner ocivm-inner"]))
+    cfg["root"] = {"path": "rootfs", "readonly": False}
+    cfg["linux"]["maskedPaths"] = []
+    cfg["linux"]["readonlyPaths"] = []
+    for k in ("bounding", "effective", "permitted"):
+        cfg["process"]["capabilities"][k] = ALL_CAPS
+    cfg["process"]["capabilities"]["ambient"] = []
+    cfg["process"]["env"].append("HOME=/")
+    for name in ("bin", "lib", "lib64", "sbin"):   # usrmerged: symlinks into /usr
+        if not os.path.islink("/" + name):
+            pytest.skip(f"/{name} is not a symlink into /usr here")
+    binds = [("/usr", "ro"), ("/etc", "ro"), (repo, "ro"), (str(inner), "rw")]
+    for src, mode in binds:
+        dst = "/inner" if src == str(inner) else src
+        cfg["mounts"].append({"destination": dst, "type": "bind", "source": src,
+                              "options": ["rbind", mode]})
+    for dst in ("/run", "/tmp"):
+        cfg["mounts"].append({"destination": dst, "type": "tmpfs", "source": "tmpfs",
+                              "options": ["nosuid", "nodev", "mode=755"]})
+    cid = oci.new_id()
+    cfg["linux"]["cgroupsPath"] = cg_path(cid)
+    b = tmp_path / "outer"
+    (b / "rootfs").mkdir(parents=True)
+    for name in ("bin", "lib", "lib64", "sbin"):
+        os.symlink("usr/" + name, b / "rootfs" / name)
+    (b / "config.json").write_text(json.dumps(cfg))
+    r = oci.cmd("run", "-b", b, cid, timeout=300)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert r.stdout.splitlines() == ["0::/inner", "7"], (r.stdout, r.stderr)
+    assert not os.path.exists(f"{CG}{cg_path(cid)}")
