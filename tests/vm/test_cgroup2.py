@@ -308,7 +308,7 @@ def test_default_cgroups_path_under_a_busy_cgroup(oci):
 ALL_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
             "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_ADMIN", "CAP_NET_RAW",
             "CAP_IPC_LOCK", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_ADMIN", "CAP_MKNOD",
-            "CAP_AUDIT_WRITE", "CAP_SETFCAP", "CAP_SYS_RESOURCE"]
+            "CAP_AUDIT_WRITE", "CAP_SETFCAP", "CAP_SYS_RESOURCE", "CAP_NET_BIND_SERVICE"]
 
 
 def test_ociruntime_inside_an_ociruntime_container(oci, tmp_path):
