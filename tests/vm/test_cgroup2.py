@@ -324,11 +324,15 @@ def test_ociruntime_inside_an_ociruntime_container(oci, tmp_path):
     icfg = busybox_config(["sh", "-c", "cat /proc/self/cgroup; cat /sys/fs/cgroup/pids.max"])
     icfg["linux"]["cgroupsPath"] = "/inner"
     icfg["linux"]["resources"] = {"pids": {"limit": 7}}
+    # No cgroup namespace of its own: /proc/self/cgroup then shows where
+    # the inner runtime put it, in the outer container's namespace.
+    icfg["linux"]["namespaces"] = [n for n in icfg["linux"]["namespaces"] if n["type"] != "cgroup"]
     (inner / "config.json").write_text(json.dumps(icfg))
 
     cfg = _cgroup_rw(busybox_config(["sh", "-c",
         "mkdir /sys/fs/cgroup/outer && echo $$ > /sys/fs/cgroup/outer/cgroup.procs && "
-        f"exec {RUNTIME} --root /run/inner run -b /inner ocivm-inner"]))
+        f"{RUNTIME} --root /run/inner run -b /inner ocivm-inner && "
+        "{ test -e /sys/fs/cgroup/inner || echo inner-removed; }"]))
     cfg["root"] = {"path": "rootfs", "readonly": False}
     cfg["linux"]["maskedPaths"] = []
     cfg["linux"]["readonlyPaths"] = []
@@ -356,5 +360,5 @@ def test_ociruntime_inside_an_ociruntime_container(oci, tmp_path):
     (b / "config.json").write_text(json.dumps(cfg))
     r = oci.cmd("run", "-b", b, cid, timeout=300)
     assert r.returncode == 0, (r.stdout, r.stderr)
-    assert r.stdout.splitlines() == ["0::/inner", "7"], (r.stdout, r.stderr)
+    assert r.stdout.splitlines() == ["0::/inner", "7", "inner-removed"], (r.stdout, r.stderr)
     assert not os.path.exists(f"{CG}{cg_path(cid)}")
