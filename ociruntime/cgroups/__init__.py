@@ -294,10 +294,9 @@ class Manager:
             missing = [c for c in sorted(controllers) if c not in offered]
             if missing and strict:
                 raise OciError(f"cgroup v2 controller(s) {', '.join(missing)} not available in {d}")
-            if want and strict:
-                write_file(os.path.join(d, "cgroup.subtree_control"),
-                           " ".join("+" + c for c in want), f"enable {' '.join(want)}")
-            if want and d != mnt.rstrip("/") and read_words(os.path.join(d, "cgroup.procs")):
+            if not want:
+                continue
+            if d != mnt.rstrip("/") and read_words(os.path.join(d, "cgroup.procs")):
                 # Processes here: domain controllers are refused (busy), and
                 # a threaded one (pids, cpuset) would make d a thread root,
                 # below which no process can be placed (EOPNOTSUPP).
@@ -306,11 +305,15 @@ class Manager:
                 raise OciError(f"enable {' '.join(want)}: {d} has processes, and cgroup v2 enables "
                                "no controller below such a cgroup: give linux.cgroupsPath a place "
                                "outside it")
-            for c in want if not strict else ():
+            if strict:
+                write_file(os.path.join(d, "cgroup.subtree_control"),
+                           " ".join("+" + c for c in want), f"enable {' '.join(want)}")
+                continue
+            for c in want:
                 try:
                     write_file(os.path.join(d, "cgroup.subtree_control"), "+" + c)
                 except OciError:
-                    pass   # busy (processes here) or not delegated: its limits will say
+                    pass   # not delegated to us: a limit that needs it will say
 
     def apply_config(self, cfg, source="config.json"):
         """At create, before the init joins: linux.resources and the

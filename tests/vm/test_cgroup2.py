@@ -14,7 +14,7 @@ import pytest
 
 from conftest import RUNTIME
 from vmhelpers import (CG, IN_VM_ONLY, alive, busybox_config, cg_path, container_dir, delegated,
-                       kv, procs, read)
+                       kv, own_cgroup, procs, read)
 
 pytestmark = IN_VM_ONLY
 
@@ -292,8 +292,9 @@ def test_delete_touches_nothing_outside_its_cgroup(oci, tmp_path):
 def test_default_cgroups_path_under_a_busy_cgroup(oci):
     # No cgroupsPath: the container goes under the runtime's own cgroup,
     # which has processes (pytest's leaf), so no controller can be enabled
-    # below it.  runc creates the container anyway; a limit that needs a
-    # controller is then a clear error.
+    # below it.  The container is made all the same (controllers are
+    # enabled best effort, as runc does); a limit that needs a controller
+    # is then a clear error, and leaves the busy cgroup as it was.
     cfg = busybox_config(["echo", "ran"])
     cfg["linux"].pop("cgroupsPath", None)
     cid = oci.new_id()
@@ -303,6 +304,12 @@ def test_default_cgroups_path_under_a_busy_cgroup(oci):
     cid2 = oci.new_id()
     r = oci.cmd("run", "-b", oci.bundle(cfg), cid2)
     assert r.returncode == 1 and "pids" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert "has processes" in r.stderr
+    # Nothing was enabled in the busy cgroup: a threaded controller there
+    # would have made it a thread root, where no new process can go.
+    assert read(f"{CG}{own_cgroup()}/cgroup.subtree_control") == ""
+    r = oci.cmd("run", "-b", oci.bundle(busybox_config(["echo", "again"])), oci.new_id())
+    assert (r.returncode, r.stdout) == (0, "again\n"), r.stderr
 
 
 ALL_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
