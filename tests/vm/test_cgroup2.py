@@ -350,14 +350,14 @@ def test_ociruntime_inside_an_ociruntime_container(oci, tmp_path):
     for name in ("bin", "lib", "lib64", "sbin"):   # usrmerged: symlinks into /usr
         if not os.path.islink("/" + name):
             pytest.skip(f"/{name} is not a symlink into /usr here")
+    for dst in ("/run", "/tmp"):   # first: the worktree may be under /tmp
+        cfg["mounts"].append({"destination": dst, "type": "tmpfs", "source": "tmpfs",
+                              "options": ["nosuid", "nodev", "mode=755"]})
     binds = [("/usr", "ro"), ("/etc", "ro"), (repo, "ro"), (str(inner), "rw")]
     for src, mode in binds:
         dst = "/inner" if src == str(inner) else src
         cfg["mounts"].append({"destination": dst, "type": "bind", "source": src,
                               "options": ["rbind", mode]})
-    for dst in ("/run", "/tmp"):
-        cfg["mounts"].append({"destination": dst, "type": "tmpfs", "source": "tmpfs",
-                              "options": ["nosuid", "nodev", "mode=755"]})
     cid = oci.new_id()
     cfg["linux"]["cgroupsPath"] = cg_path(cid)
     b = tmp_path / "outer"
