@@ -307,3 +307,47 @@ def test_rollback_puts_back_what_was_written(v2tree):
         resources.write_all(writes, j)
     assert j.roll_back() == []
     assert (_read(ctr, "memory.max"), _read(ctr, "pids.max")) == ("1048576", "max")
+
+
+# -- org.systemd.property.* annotations (runc's initSystemdProps) ----------------
+
+@pytest.mark.parametrize("text,want", [
+    ("uint64 7", ("t", 7)), ("'inactive-or-failed'", ("s", "inactive-or-failed")),
+    ("true", ("b", True)), ("5", ("i", 5)), ("1.5", ("d", 1.5)),
+    ("['a', \"b\"]", ("as", ["a", "b"])), ("@as []", ("as", [])), ("uint32 0x10", ("u", 16)),
+])
+def test_gvariant_text(text, want):
+    from ociruntime.cgroups import gvariant
+    assert gvariant.parse(text) == want
+
+
+@pytest.mark.parametrize("text", ["uint64 -1", "'open", "foo", "[]", "[1, 'a']", "true false",
+                                  "byte 256", ""])
+def test_gvariant_text_refused(text):
+    from ociruntime.cgroups import gvariant
+    with pytest.raises(ValueError):
+        gvariant.parse(text)
+
+
+def test_annotation_properties():
+    props = systemd.annotation_properties({
+        "org.systemd.property.TimeoutStopSec": "uint64 7",   # seconds -> USec, as runc
+        "org.systemd.property.CollectMode": "'inactive-or-failed'",
+        "org.systemd.property.RuntimeMaxUSec": "uint64 5",   # already USec: as is
+        "org.opencontainers.other": "ignored",
+    })
+    assert [(n, tuple(v)) for n, v in props] == [
+        ("CollectMode", ("s", "inactive-or-failed")), ("RuntimeMaxUSec", ("t", 5)),
+        ("TimeoutStopUSec", ("t", 7000000))]
+
+
+@pytest.mark.parametrize("key,value,msg", [
+    ("org.systemd.property.Bad_Name", "true", "not a systemd property name"),
+    ("org.systemd.property.lower", "true", "not a systemd property name"),
+    ("org.systemd.property.CPUWeight", "uint64", "is not a number"),
+    ("org.systemd.property.TimeoutStopSec", "'ten'", "not a number of seconds"),
+])
+def test_annotation_properties_refused(key, value, msg):
+    with pytest.raises(OciError, match=msg) as e:
+        systemd.annotation_properties({key: value})
+    assert key in str(e.value)

@@ -13,6 +13,7 @@ packages=(
     slirp4netns uidmap fuse-overlayfs iptables               # podman offline (tests/test_podman.py)
     docker.io                                                # tests/test_docker.py (a private dockerd)
     strace procps util-linux time                            # test and benchmark tools
+    qemu-system-x86 kmod                                     # the test VM (tests/vm/run)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -320,13 +320,17 @@ class Manager:
             self._make(mnt, path)
         if self.layout.mode == "v2" and self.v2_dir:
             # Like runc: every controller the parent offers, so that the
-            # container's directory has their files (limits and stats).
-            self.enable_v2(self.layout.v2_controllers)
+            # container's directory has their files (limits and stats);
+            # best effort, as runc: under a cgroup that has processes
+            # (the default path, below a shell's own cgroup) none can be
+            # enabled, and only a limit that needs one is then an error.
+            self.enable_v2(self.layout.v2_controllers, strict=False)
 
-    def enable_v2(self, controllers):
+    def enable_v2(self, controllers, strict=True):
         """Enable controllers in cgroup.subtree_control of every ancestor of
         the container's cgroup2 directory (not in the directory itself: a
-        cgroup with processes cannot have domain controllers enabled)."""
+        cgroup with processes cannot have domain controllers enabled).
+        strict=False enables what the kernel lets us, one by one."""
         mnt, leaf = self.layout.v2, self.v2_dir
         if not controllers or not leaf:
             return
@@ -341,11 +345,28 @@ class Manager:
             offered = set(read_words(os.path.join(d, "cgroup.controllers")))
             want = [c for c in sorted(controllers) if c not in have and c in offered]
             missing = [c for c in sorted(controllers) if c not in offered]
-            if missing:
+            if missing and strict:
                 raise OciError(f"cgroup v2 controller(s) {', '.join(missing)} not available in {d}")
-            if want:
+            if not want:
+                continue
+            if d != mnt.rstrip("/") and read_words(os.path.join(d, "cgroup.procs")):
+                # Processes here: domain controllers are refused (busy), and
+                # a threaded one (pids, cpuset) would make d a thread root,
+                # below which no process can be placed (EOPNOTSUPP).
+                if not strict:
+                    continue
+                raise OciError(f"enable {' '.join(want)}: {d} has processes, and cgroup v2 enables "
+                               "no controller below such a cgroup: give linux.cgroupsPath a place "
+                               "outside it")
+            if strict:
                 write_file(os.path.join(d, "cgroup.subtree_control"),
                            " ".join("+" + c for c in want), f"enable {' '.join(want)}")
+                continue
+            for c in want:
+                try:
+                    write_file(os.path.join(d, "cgroup.subtree_control"), "+" + c)
+                except OciError:
+                    pass   # not delegated to us: a limit that needs it will say
 
     def apply_config(self, cfg, source="config.json"):
         """At create, before the init joins: linux.resources and the

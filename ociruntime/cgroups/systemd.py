@@ -371,6 +371,35 @@ def device_properties(rules, version):
     return strict + [("DeviceAllow", _v("a(ss)", entries))]
 
 
+ANNOTATION = "org.systemd.property."
+
+
+def annotation_properties(annotations):
+    """runc's initSystemdProps: each `org.systemd.property.NAME` annotation
+    is a unit property, its value in GVariant text (gvariant.py); a NAME
+    ending in a lower-case letter and "Sec" is given in seconds and set as
+    NAMEUSec in microseconds."""
+    props = []
+    for key, text in sorted(annotations.items()):
+        if not key.startswith(ANNOTATION):
+            continue
+        name = key[len(ANNOTATION):]
+        if len(name) < 3 or not ("A" <= name[0] <= "Z") or not name.isascii() or not name.isalpha():
+            raise OciError(f"annotations.{key}: {name!r} is not a systemd property name "
+                           "(A-Z, then letters)")
+        from ociruntime.cgroups import gvariant
+        try:
+            sig, value = gvariant.parse(str(text))
+        except ValueError as e:
+            raise OciError(f"annotations.{key}: {text!r}: {e}") from None
+        if name.endswith("Sec") and "a" <= name[-4] <= "z":
+            if sig not in "ynqiuxtd" or value < 0:
+                raise OciError(f"annotations.{key}: {text!r} is not a number of seconds")
+            name, sig, value = name[:-3] + "USec", "t", int(value * 1000000)
+        props.append((name, _v(sig, value)))
+    return props
+
+
 # -- the manager ---------------------------------------------------------------------------------
 
 def _pid1_cgroups():
@@ -470,7 +499,8 @@ class SystemdManager(Manager):
             props += device_properties(devices.rules_for(res.get("devices"), linux.get("devices")),
                                        version)
         props += resource_properties(res, self.v2_mode, version)
-        return props
+        # Last, as runc: an annotation overrides what the runtime set.
+        return props + annotation_properties(cfg.get("annotations") or {})
 
     def join(self, pid):
         """Start the unit with the init in it; join the hierarchies systemd
