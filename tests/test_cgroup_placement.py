@@ -101,6 +101,31 @@ def test_existing_parent_is_kept(oci):
                 os.rmdir(d)
 
 
+def test_parent_cpuset_another_create_left_empty(oci):
+    """A v1 cpuset parent that exists but is still empty (another create
+    made it a moment ago and has not filled it yet: Docker's restarts race
+    so) is filled from its own parent, as runc does; else the init cannot
+    join below it (ENOSPC)."""
+    cpuset = mountpoints().get("cpuset")
+    if cpuset is None:
+        pytest.skip("no v1 cpuset hierarchy on this host")
+    top = "/" + oci.new_id()
+    parent = cpuset + top
+    os.mkdir(parent)   # cpuset.cpus and cpuset.mems empty, as the kernel makes it
+    try:
+        with open(os.path.join(parent, "cpuset.cpus")) as f:
+            assert f.read().strip() == ""
+        cfg = config(["sleep", "1000"])
+        cfg["linux"]["cgroupsPath"] = top + "/c"
+        with Running(oci, cfg) as c:
+            check_placement(c, expected_paths(top + "/c", c.cid))
+            oci.ok("delete", "--force", c.cid)
+    finally:
+        for d in [mnt + top for mnt in mountpoints().values()]:
+            if os.path.isdir(d):
+                os.rmdir(d)
+
+
 def test_process_and_children_stay_in_the_cgroup(oci):
     cfg = config(["sh", "-c", "sleep 1000 & exec sleep 1001"])
     with Running(oci, cfg) as c:

@@ -277,6 +277,8 @@ class Manager:
             try:
                 for d in reversed(missing):
                     self._mkdir(mnt, d)
+                if mnt == self.layout.v1.get("cpuset"):
+                    _ensure_cpusets(mnt, path)
                 return
             except FileNotFoundError:
                 if attempt == 2:
@@ -293,8 +295,6 @@ class Manager:
             raise OciError(f"create cgroup {d}: {_strerror(e)}") from None
         if d not in self.created:
             self.created.append(d)
-        if mnt == self.layout.v1.get("cpuset"):
-            _inherit_cpuset(d)
 
     def planned(self):
         """The directories create() will make, parents first (what is
@@ -664,11 +664,22 @@ def _kill_subtree(top):
                 pass
 
 
-def _inherit_cpuset(d):
-    # A new v1 cpuset is empty, and a process cannot join an empty one.
-    parent = os.path.dirname(d)
-    for name in ("cpuset.cpus", "cpuset.mems"):
-        with open(os.path.join(parent, name)) as f:
-            value = f.read().strip()
-        with open(os.path.join(d, name), "w") as f:
-            f.write(value)
+def _ensure_cpusets(mnt, path):
+    """Every v1 cpuset from the hierarchy's root down to path gets its
+    parent's cpus and mems where it has none: a new cpuset is empty, and a
+    process cannot join an empty one (ENOSPC).  Every level, not only the
+    ones we made: a parent another create made a moment ago may still be
+    empty (runc's cpusetEnsureParent)."""
+    levels, p = [], path
+    while p != mnt:
+        levels.append(p)
+        p = os.path.dirname(p)
+    for d in reversed(levels):
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            with open(os.path.join(d, name)) as f:
+                if f.read().strip():
+                    continue
+            with open(os.path.join(os.path.dirname(d), name)) as f:
+                value = f.read().strip()
+            with open(os.path.join(d, name), "w") as f:
+                f.write(value)
