@@ -176,11 +176,11 @@ def _schema_problems(doc):
 
 def _semantic_checks(cfg, bundle, source):
     """create's checks in create's order, each a callable that raises."""
-    from ociruntime import capabilities, hooks, init, process
+    from ociruntime import capabilities, config, hooks, init, process
     from ociruntime.namespaces import Namespaces
     linux, proc = _dict(cfg.get("linux")), _dict(cfg.get("process"))
     state = {}
-    yield lambda: _check_root(cfg, bundle, source)
+    yield lambda: config.check_root(cfg, bundle, source)
 
     def namespaces():
         state["ns"] = Namespaces(linux.get("namespaces"), source)
@@ -237,15 +237,6 @@ def _good_namespaces(entries):
     return Namespaces(good)
 
 
-def _check_root(cfg, bundle, source):
-    """config.load's: root.path names a directory (made absolute in cfg)."""
-    root = cfg.get("root") or {}
-    if not root.get("path"):
-        raise ConfigError(f"{source}: $.root.path: required on Linux")
-    rootfs = os.path.join(bundle, root["path"])
-    if not os.path.isdir(rootfs):
-        raise ConfigError(f"{source}: $.root.path: {rootfs} is not a directory")
-    root["path"] = os.path.realpath(rootfs)
 
 
 def _dry_manager():
@@ -311,7 +302,7 @@ def _dry_plan(cfg, ns, bundle, source):
 
 def _dry_context(cfg, ns, bundle, source):
     """create's init.Context, with nothing opened: dry (mounts_extra makes
-    no idmapped tree).  None without a rootfs (_check_root said why)."""
+    no idmapped tree).  None without a rootfs (config.check_root said why)."""
     from ociruntime import init
     root = cfg.get("root") or {}
     if not os.path.isabs(root.get("path") or ""):

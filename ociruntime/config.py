@@ -14,14 +14,19 @@ def load(bundle):
     except OSError as e:
         raise ConfigError(f"{path}: {e.strerror.lower()}") from None
     cfg = parse(raw, path)
+    check_root(cfg, bundle, path)
+    return cfg
+
+
+def check_root(cfg, bundle, source):
+    """root.path names a directory (made absolute in cfg)."""
     root = cfg.get("root") or {}
     if not root.get("path"):
-        raise ConfigError(f"{path}: $.root.path: required on Linux")
+        raise ConfigError(f"{source}: $.root.path: required on Linux")
     rootfs = os.path.join(bundle, root["path"])
     if not os.path.isdir(rootfs):
-        raise ConfigError(f"{path}: $.root.path: {rootfs} is not a directory")
+        raise ConfigError(f"{source}: $.root.path: {rootfs} is not a directory")
     root["path"] = os.path.realpath(rootfs)
-    return cfg
 
 
 def parse(raw, path, validate=True):
