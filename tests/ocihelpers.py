@@ -242,3 +242,17 @@ def cgroup_dir(pid):
     mnts = {key: mnt for _n, _t, key, mnt, _r, _o in host_hierarchies()}
     key = "pids" if "pids" in mnts else ""
     return mnts[key] + host_cgroups(pid)[key]
+
+
+def read(path):
+    """A cgroup (or any small) file's content, stripped."""
+    with open(path) as f:
+        return f.read().strip()
+
+
+def state_cgroup_dir(oci, cid, controller):
+    """The container's directory for controller, as its state.json records."""
+    from ociruntime import cgroups
+    with open(os.path.join(oci.root, cid, "state.json")) as f:
+        paths = json.load(f)["cgroups"]
+    return paths[cgroups.Layout.probe().locate(controller)[1]]

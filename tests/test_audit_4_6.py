@@ -14,23 +14,11 @@ import pytest
 
 import hostfeatures
 from conftest import busybox_config
+from ocihelpers import read, state_cgroup_dir as cgdir
 from ociruntime import cgroups
 from ociruntime.cgroups import resources
 
 LAYOUT = cgroups.Layout.probe()
-
-
-def read(path):
-    with open(path) as f:
-        return f.read().strip()
-
-
-
-
-def cgdir(oci, cid, controller):
-    with open(os.path.join(oci.root, cid, "state.json")) as f:
-        paths = json.load(f)["cgroups"]
-    return paths[LAYOUT.locate(controller)[1]]
 
 
 def started(oci, cfg):

@@ -19,6 +19,7 @@ import pytest
 
 import hostfeatures
 from conftest import busybox_config
+from ocihelpers import read, state_cgroup_dir as cgdir
 from ociruntime import cgroups
 
 LAYOUT = cgroups.Layout.probe()
@@ -36,17 +37,6 @@ DOCKER_UPDATE = {"memory": {"limit": 0, "reservation": 0, "kernel": 0}, "cpu": {
 def need_v1(*ctrls):
     missing = [c for c in ctrls if c not in LAYOUT.v1]
     return pytest.mark.skipif(bool(missing), reason=f"no v1 {missing} hierarchy on this host")
-
-
-def read(path):
-    with open(path) as f:
-        return f.read().strip()
-
-
-def cgdir(oci, cid, controller):
-    with open(os.path.join(oci.root, cid, "state.json")) as f:
-        paths = json.load(f)["cgroups"]
-    return paths[LAYOUT.locate(controller)[1]]
 
 
 def sleeper(oci, resources=None):
