@@ -19,8 +19,8 @@ CFLAGS = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"]
 PACKAGE_EXES = {
     # The container init (spawn.c): the runtime posix_spawns it with the
     # plan; it clones the init, which runs the plan (plan.c and the steps).
-    "ociruntime-init": (["spawn.c", "plan.c", "sync.c", "mounts.c", "mounts_extra.c", "mount_fds.c", "process.c",
-                         "process_extra.c", "terminal.c", "seccomp.c", "keyring.c", "hooks.c",
+    "ociruntime-init": (["spawn.c", "plan.c", "sync.c", "mounts.c", "mount_attrs.c", "mount_fds.c", "process.c",
+                         "process_attrs.c", "terminal.c", "seccomp.c", "keyring.c", "hooks.c",
                          "hook_step.c", "sealed_exe.c"], ["seccomp"]),
 }
 

@@ -1,7 +1,7 @@
 /* Idmapped and recursive-attribute mounts, the runtime's side (cffi):
  * a user namespace with the container's maps, held by an fd, and a
  * detached copy of a mount with its attributes set and idmapped to it.
- * The init moves such a tree into place (mounts_extra.c: OP_MOVE_MOUNT). */
+ * The init moves such a tree into place (mount_attrs.c: OP_MOVE_MOUNT). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>

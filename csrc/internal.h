@@ -112,11 +112,11 @@ void do_hook(struct init_ctx *c, struct step *s);
 /* mounts.c: an O_PATH fd of dest in the rootfs, made if kind >= 0 */
 int open_in_root(struct init_ctx *c, const char *dest, int kind);
 
-/* mounts_extra.c */
+/* mount_attrs.c */
 void do_mount_setattr(struct init_ctx *c, const char *dest, uint64_t set, uint64_t clr, int recursive);
 void do_move_mount(struct init_ctx *c, int tree, const char *dest, int kind, unsigned long prop);
 
-/* process_extra.c */
+/* process_attrs.c */
 void do_sched(struct init_ctx *c, struct step *s);
 void do_ioprio(struct init_ctx *c, int64_t value);
 void do_personality(struct init_ctx *c, int64_t persona);

@@ -301,7 +301,7 @@ def _dry_plan(cfg, ns, bundle, source):
 
 
 def _dry_context(cfg, ns, bundle, source):
-    """create's init.Context, with nothing opened: dry (mounts_extra makes
+    """create's init.Context, with nothing opened: dry (mount_attrs makes
     no idmapped tree).  None without a rootfs (config.check_root said why)."""
     from ociruntime import init
     root = cfg.get("root") or {}

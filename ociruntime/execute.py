@@ -372,19 +372,19 @@ def exec_process(root, cid, opts):
             "process" if opts.process else os.path.join(bundle, "config.json")
         extra = proc.get("execCPUAffinity") or proc.get("scheduler") or proc.get("ioPriority")
         if extra:   # execCPUAffinity: initial before joining the cgroup, final after
-            from ociruntime import process_extra
-            process_extra.plan_exec_affinity(plan, proc, "initial", source)
+            from ociruntime import process_attrs
+            process_attrs.plan_exec_affinity(plan, proc, "initial", source)
         if cg_tasks:
             plan.add("JOIN_CGROUP", *[x for fd, path in cg_tasks for x in (fd, path)])
         plan.add("SYNC_HELLO")          # we join what it did not
         if not c.data.get("no_new_keyring"):   # runc: the container's session keyring
             plan.add("SESSION_KEYRING", "_ses." + c.id)
         if extra:
-            process_extra.plan_exec_affinity(plan, proc, "final", source)
+            process_attrs.plan_exec_affinity(plan, proc, "final", source)
             if proc.get("scheduler"):
-                process_extra.plan_scheduler(plan, proc["scheduler"], f"{source}: $.process.scheduler")
+                process_attrs.plan_scheduler(plan, proc["scheduler"], f"{source}: $.process.scheduler")
             if proc.get("ioPriority"):
-                process_extra.plan_ioprio(plan, proc["ioPriority"], f"{source}: $.process.ioPriority")
+                process_attrs.plan_ioprio(plan, proc["ioPriority"], f"{source}: $.process.ioPriority")
         plan.add("SETSID")
         if terminal:
             term.plan_terminal(plan, proc, console_fd, mount_console=False, proxied=ours is not None)

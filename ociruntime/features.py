@@ -102,8 +102,8 @@ def seccomp():
 
 
 def memory_policy():
-    from ociruntime import process_extra
-    return {"modes": sorted(process_extra.MPOL_MODES), "flags": sorted(process_extra.MPOL_FLAGS)}
+    from ociruntime import process_attrs
+    return {"modes": sorted(process_attrs.MPOL_MODES), "flags": sorted(process_attrs.MPOL_FLAGS)}
 
 
 def cgroup():

@@ -202,8 +202,8 @@ def build(cfg, ns, ctx):
     linux = cfg.get("linux") or {}
     if ((proc or {}).get("scheduler") or (proc or {}).get("ioPriority") or linux.get("personality")
             or linux.get("memoryPolicy") or linux.get("intelRdt")):
-        from ociruntime import process_extra   # before privileges are dropped
-        process_extra.plan_init(plan, cfg, ctx.source)
+        from ociruntime import process_attrs   # before privileges are dropped
+        process_attrs.plan_init(plan, cfg, ctx.source)
     if proc:
         finish = process.plan_process(plan, proc, ctx.rootfs, ctx.source, ctx.first_closed_fd,
                                       on_identity)

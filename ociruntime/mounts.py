@@ -2,7 +2,7 @@
 masked and read-only paths, as plan steps."""
 import os
 
-from ociruntime import mounts_extra
+from ociruntime import mount_attrs
 from ociruntime.errors import ConfigError
 from ociruntime.plan import MOUNT_COPYUP, MOUNT_DIR, MOUNT_FILE
 
@@ -82,8 +82,8 @@ def parse_options(options, where):
             flags = flags | flag if sets else flags & ~flag
         elif opt in PROPAGATION:
             prop |= PROPAGATION[opt]
-        elif opt in EXTENSIONS or opt in mounts_extra.OPTIONS:
-            pass   # tmpcopyup; recursive attributes and idmap (mounts_extra)
+        elif opt in EXTENSIONS or opt in mount_attrs.OPTIONS:
+            pass   # tmpcopyup; recursive attributes and idmap (mount_attrs)
         else:
             data.append(opt)   # filesystem-specific, e.g. mode=755, size=64k
     return flags, prop, ",".join(data)
@@ -108,7 +108,7 @@ def plan_mounts(plan, cfg, ctx):
     # two are given to the root only after pivot (REMOUNT_ROOT).
     setup_prop = MS_SLAVE | MS_REC if prop & _AFTER_PIVOT else prop
     plan.add("ROOTFS", ctx.rootfs, setup_prop)
-    ctx.setup_prop = setup_prop   # for the trees the runtime copies (mounts_extra)
+    ctx.setup_prop = setup_prop   # for the trees the runtime copies (mount_attrs)
     sources = getattr(ctx, "source_index", {})
     dev_bound = False
     for i, m in enumerate(cfg.get("mounts") or ()):
@@ -132,8 +132,8 @@ def plan_mounts(plan, cfg, ctx):
                 raise ConfigError(f"{where}.source: {source}: {e.strerror.lower()}") from None
             if dest == "/dev":
                 dev_bound = True
-            if mounts_extra.wants_idmap(m):
-                mounts_extra.plan_idmapped(plan, m, source, dest, flags, kind, cfg, ctx, where)
+            if mount_attrs.wants_idmap(m):
+                mount_attrs.plan_idmapped(plan, m, source, dest, flags, kind, cfg, ctx, where)
             else:
                 plan.add("MOUNT", source, dest, "", flags, "", mprop, kind, sources.get(i, -1))
         elif mtype in ("cgroup", "cgroup2"):
@@ -150,7 +150,7 @@ def plan_mounts(plan, cfg, ctx):
             # (as in runc, other types ignore it).
             kind = MOUNT_DIR | (MOUNT_COPYUP if mtype == "tmpfs" and "tmpcopyup" in (m.get("options") or ()) else 0)
             plan.add("MOUNT", source or mtype, dest, mtype, flags, data, mprop, kind)
-        mounts_extra.plan_after(plan, dest, m, flags, where)
+        mount_attrs.plan_after(plan, dest, m, flags, where)
     if not dev_bound:
         _plan_devices(plan, linux.get("devices") or (), ctx)
     cwd = (cfg.get("process") or {}).get("cwd") or "/"
@@ -185,7 +185,7 @@ def plan_sources(plan, cfg, ctx, ns):
         flags = parse_options(m.get("options"), "")[0]
         if m.get("type") == "bind":
             flags |= MS_BIND
-        if not flags & MS_BIND or mounts_extra.wants_idmap(m):
+        if not flags & MS_BIND or mount_attrs.wants_idmap(m):
             continue
         source = m.get("source") or ""
         if not os.path.isabs(source):

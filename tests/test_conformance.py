@@ -2,9 +2,9 @@
 config-linux.md that can be tested on this host, each quoting its
 sentence.  Features with files of their own are tested there and only
 listed here: hooks (test_hooks.py), idmap/recursive mounts
-(test_mounts_extra.py), tmpcopyup (test_tmpcopyup.py), scheduler,
+(test_mount_attrs.py), tmpcopyup (test_tmpcopyup.py), scheduler,
 ioPriority, personality, memoryPolicy, intelRdt, rdma
-(test_process_extra.py), netDevices (test_network.py), timeOffsets
+(test_process_attrs.py), netDevices (test_network.py), timeOffsets
 (test_timens.py), seccomp (test_seccomp.py), cgroups, terminal, exec.
 
 MUSTs not honoured or not testable here are listed at the end (NOT_HERE).
@@ -656,7 +656,7 @@ def test_user_namespace_mappings(oci):
 NOT_HERE = """
 config-linux.md intelRdt (all of its MUSTs but "no resctrl: generate an
 error"): this host has no resctrl; the runtime reports an error for any
-intelRdt (tests/test_process_extra.py).
+intelRdt (tests/test_process_attrs.py).
 config.md poststart: runtime.md step 9 says a failing poststart hook MUST
 stop the container; config.md and this project treat it as a warning.
 runtime.md Delete: a *created* container is deleted without --force (runc,

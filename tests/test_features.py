@@ -91,7 +91,7 @@ def test_unimplemented_features_are_reported_off(doc):
     opts = set(doc["mountOptions"])
     for opt in ("acl", "noacl", "mode=755"):
         assert opt not in opts
-    # implemented (tests/test_mounts_extra.py): claimed
+    # implemented (tests/test_mount_attrs.py): claimed
     for opt in ("idmap", "ridmap", "rro", "rnodev", "tmpcopyup", "nosymfollow"):
         assert opt in opts, opt
     assert linux["mountExtensions"] == {"idmap": {"enabled": True}}
