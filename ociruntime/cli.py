@@ -36,6 +36,17 @@ COMMANDS = {
     "pause": {}, "resume": {},
     "ps": {"format": True, "f": "format"},
     "events": {"stats": False, "interval": True},
+    "checkpoint": {"image-path": True, "work-path": True, "parent-path": True,
+                   "leave-running": False, "tcp-established": False, "ext-unix-sk": False,
+                   "shell-job": False, "lazy-pages": False, "file-locks": False,
+                   "pre-dump": False, "manage-cgroups-mode": True, "empty-ns": list,
+                   "auto-dedup": False},
+    "restore": {"image-path": True, "work-path": True, "tcp-established": False,
+                "ext-unix-sk": False, "shell-job": False, "file-locks": False,
+                "manage-cgroups-mode": True, "empty-ns": list, "auto-dedup": False,
+                "lazy-pages": False, "bundle": True, "b": "bundle", "detach": False,
+                "d": "detach", "pid-file": True, "console-socket": True,
+                "no-subreaper": False, "no-pivot": False},
     "update": {},   # filled from cgroups.commands.CLI_FLAGS when used
     "help": {},     # `help [COMMAND]`, runc's; also `h`
 }
@@ -172,10 +183,12 @@ def _main(argv, started):
         if opts.get("help"):
             _print_help(command)
             return 0
-        if g.get("systemd-cgroup") and command in ("create", "run"):
+        if g.get("systemd-cgroup") and command in ("create", "run", "restore"):
             from ociruntime.cgroups import systemd   # a clear error where it cannot work
             systemd.check_available()
             opts["systemd-cgroup"] = True
+        if command in ("checkpoint", "restore"):
+            opts["criu"] = g.get("criu") or "criu"
         rootless = _rootless(g, command)
         root = g.get("root") or _default_root(rootless)
         if rootless:
@@ -421,3 +434,22 @@ def cmd_update(root, opts, pos):
     from ociruntime.cgroups import commands
     cid = _one_id(pos, "update")
     commands.update(root, cid, commands.resources_from_flags(opts))
+
+
+def cmd_checkpoint(root, opts, pos):
+    from ociruntime import checkpoint
+    _no_rootless(opts, "checkpoint")
+    checkpoint.checkpoint(root, _one_id(pos, "checkpoint"), opts, opts["criu"])
+
+
+def cmd_restore(root, opts, pos):
+    from ociruntime import checkpoint
+    _no_rootless(opts, "restore")
+    return checkpoint.restore(root, _one_id(pos, "restore"), opts.get("bundle"), opts,
+                              opts["criu"], systemd_cgroup=opts.get("systemd-cgroup", False))
+
+
+def _no_rootless(opts, command):
+    # criu needs CAP_SYS_ADMIN and CAP_CHECKPOINT_RESTORE of the host (runc refuses too)
+    if opts.get("rootless"):
+        raise OciError(f"{command}: not supported in rootless mode (criu needs root)")

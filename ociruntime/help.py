@@ -46,8 +46,8 @@ GLOBAL_FLAGS = [
     (("rootless",), "VALUE", "true, false or auto: run as an ordinary user, in a user "
      "namespace, with cgroups only where they are delegated; auto means when not root, or "
      "in a user namespace that does not map the host's root", "auto"),
-    (("criu",), "PATH", "runc's path to criu for checkpoint and restore; accepted for "
-     "compatibility (checkpoint and restore are not implemented)", "criu"),
+    (("criu",), "PATH", "the criu program that checkpoint and restore run (looked up in "
+     "$PATH, then /usr/local/sbin, /usr/sbin and /sbin)", "criu"),
     (("version", "v"), None, "print the version and the runtime-spec version", None),
     _HELP,
 ]
@@ -241,6 +241,86 @@ TABLE = {
             _HELP],
         "examples": ["ociruntime update --memory 256m --pids-limit 100 c1",
                      "echo '{\"cpu\": {\"quota\": 50000}}' | ociruntime update -r - c1"],
+    },
+    "checkpoint": {
+        "summary": "checkpoint a running container (criu)",
+        "usage": ["checkpoint [flags] ID"],
+        "description": "Saves the running container ID's processes (memory, files, "
+        "namespaces, tmpfs contents) into --image-path with criu (3.17 or later), as runc "
+        "does.  Without --leave-running or --pre-dump the container is stopped and deleted "
+        "afterwards, so that `restore` can bring it back under the same ID.  Its stdin, "
+        "stdout and stderr must be pipes (or files of the container), as with runc: criu "
+        "cannot dump a host file such as /dev/null outside the container.  Where criu "
+        "does not work, it fails with criu's own reason, the container left running.",
+        "flags": [
+            (("image-path",), "DIR", "where criu writes the image (made if missing)",
+             "./checkpoint"),
+            (("work-path",), "DIR", "where criu writes its log (dump.log) and work files",
+             "the image path"),
+            (("parent-path",), "DIR", "the image of an earlier --pre-dump (relative to "
+             "--image-path, or absolute): only the memory changed since is written", None),
+            (("leave-running",), None, "leave the container running after the checkpoint",
+             None),
+            (("tcp-established",), None, "allow open TCP connections (criu's "
+             "--tcp-established)", None),
+            (("ext-unix-sk",), None, "allow unix sockets connected to the outside", None),
+            (("shell-job",), None, "allow a process started from a shell's terminal "
+             "(a tty of the caller's session)", None),
+            (("lazy-pages",), None, "leave the memory behind for a restore that fetches it "
+             "on demand (userfaultfd); criu keeps serving the pages until then", None),
+            (("file-locks",), None, "allow file locks (flock, POSIX locks)", None),
+            (("pre-dump",), None, "dump only the memory, leaving the container running; a "
+             "later checkpoint with --parent-path writes only what changed", None),
+            (("manage-cgroups-mode",), "MODE", "criu's cgroup handling: soft, full, strict "
+             "or ignore", "criu's: soft"),
+            (("empty-ns",), "NS", "a namespace to checkpoint without its contents (only "
+             "network, which is always empty: the runtime does not manage its devices); "
+             "may be repeated", None),
+            (("auto-dedup",), None, "free the memory pages of a --parent-path image that "
+             "this image replaces", None),
+            _HELP],
+        "examples": ["ociruntime checkpoint --image-path /var/lib/ckpt/c1 c1",
+                     "ociruntime checkpoint --pre-dump --image-path /ck/1 c1",
+                     "ociruntime checkpoint --parent-path ../1 --image-path /ck/2 c1"],
+    },
+    "restore": {
+        "summary": "restore a container from a checkpoint (criu)",
+        "usage": ["restore [flags] ID"],
+        "description": "Creates the container ID from a bundle (its config.json: cgroups, "
+        "bind mount sources) and restores into it the processes that `checkpoint` saved in "
+        "--image-path, which continue where they were.  Their stdin, stdout and stderr "
+        "that were pipes become restore's own.  Without --detach it waits for the "
+        "container's process, forwards signals to it, exits with its exit code and "
+        "deletes the container, as `run` does.  ID may differ from the checkpointed "
+        "container's.",
+        "flags": [
+            _BUNDLE,
+            (("image-path",), "DIR", "the checkpoint to restore", "./checkpoint"),
+            (("work-path",), "DIR", "where criu writes its log (restore.log) and work files",
+             "the image path"),
+            (("detach", "d"), None, "return once the container runs", None),
+            _PID_FILE,
+            (("console-socket",), "SOCKET", "accepted as runc's; a container with "
+             "process.terminal cannot be restored yet (refused)", None),
+            (("no-subreaper",), None, "without --detach: do not make the runtime a child "
+             "subreaper", None),
+            (("no-pivot",), None, "accepted as runc's: criu sets up the restored root "
+             "itself", None),
+            (("tcp-established",), None, "restore open TCP connections", None),
+            (("ext-unix-sk",), None, "allow unix sockets connected to the outside", None),
+            (("shell-job",), None, "allow a process of a shell's terminal", None),
+            (("file-locks",), None, "restore file locks", None),
+            (("lazy-pages",), None, "fetch the memory on demand from a --lazy-pages "
+             "checkpoint (userfaultfd)", None),
+            (("manage-cgroups-mode",), "MODE", "criu's cgroup handling: soft, full, strict "
+             "or ignore", "criu's: soft"),
+            (("empty-ns",), "NS", "a namespace to restore empty (only network, which is "
+             "always empty)", None),
+            (("auto-dedup",), None, "free the image's memory pages as they are restored",
+             None),
+            _HELP],
+        "examples": ["ociruntime restore -d -b /path/to/bundle --image-path /var/lib/ckpt/c1 c1",
+                     "ociruntime restore --image-path /ck/2 -b bundle c2"],
     },
     "features": {
         "summary": "print what this runtime implements (JSON)",
