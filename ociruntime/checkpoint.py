@@ -87,15 +87,20 @@ def _rootfs(data):
     return os.path.realpath(os.path.join(data.get("bundle") or "/", rootfs))
 
 
+def _clean(path):
+    """An absolute path as the kernel shows a mountpoint (normpath keeps a
+    leading //)."""
+    return os.path.normpath("/" + path.lstrip("/"))
+
+
 def _bind_mounts(cfg, bundle):
     """(destination, source) of the config's binds of host paths: criu's
     external mounts."""
     out = []
     for m in cfg.get("mounts") or ():
-        opts = m.get("options") or ()
-        if m.get("type") == "bind" or "bind" in opts or "rbind" in opts:
+        if _is_bind(m):
             src = m.get("source") or ""
-            out.append((m["destination"], os.path.join(bundle, src)))
+            out.append((_clean(m["destination"]), os.path.join(bundle, src)))
     return out
 
 
@@ -137,6 +142,8 @@ def checkpoint(root, cid, opts, criu_name="criu"):
         cfg = _config_of(c.data)
         for dest, _src in _bind_mounts(cfg, c.data["bundle"]):
             argv += ["--ext-mount-map", f"{dest}:{dest}"]
+        for path in _masked_files(cfg, c.pid):
+            argv += ["--ext-mount-map", f"{path}:/dev/null"]
         if not o.pre_dump:
             _save_descriptors(c.pid, o.image_path)
         log.debug(f"checkpoint {cid}: {' '.join(argv)}")
@@ -147,6 +154,24 @@ def checkpoint(root, cid, opts, criu_name="criu"):
     if destroy:   # criu has killed it: the container is gone, as with runc
         from ociruntime import container
         container.delete(root, cid, force=True)
+
+
+def _masked_files(cfg, pid):
+    """The masked paths that are files, masked with a bind of /dev/null:
+    external mounts named /dev/null, as runc names them, restored as
+    binds of the host's null device.  (Telling criu of any external mount
+    also makes it read the host's mount table, where it then finds the
+    host files the process may hold open: the /dev/null that conmon gives
+    as stdin.)"""
+    out = []
+    for path in ((cfg.get("linux") or {}).get("maskedPaths") or ()):
+        try:
+            if not os.path.isdir(f"/proc/{pid}/root{path}") and \
+                    os.path.exists(f"/proc/{pid}/root{path}"):
+                out.append(_clean(path))
+        except (OSError, ValueError):
+            continue
+    return out
 
 
 def _freeze_cgroup(data):
@@ -257,6 +282,9 @@ def _restore(root, cid, bundle, o, opts, systemd_cgroup):
         argv += _cgroup_roots(cg)
         for dest, src in _bind_mounts(cfg, bundle):
             argv += ["--ext-mount-map", f"{dest}:{src}"]
+        if linux.get("maskedPaths"):
+            argv += ["--ext-mount-map", "/dev/null:/dev/null"]
+        make_mountpoints(rootfs, cfg, bundle)
         argv += _inherit_stdio(o.image_path)
         log.debug(f"restore {cid}: {' '.join(argv)}")
         criu.run(argv, o.log_path("restore"), f"restore {cid}: criu restore failed",
@@ -323,6 +351,65 @@ def _unbind_root(target):
         os.rmdir(target)
     except OSError:
         pass
+
+
+def make_mountpoints(rootfs, cfg, bundle):
+    """What create makes for the config's mounts, criu needs in a fresh
+    rootfs (a copy of the image): each destination that is not inside a
+    tmpfs of the config (criu restores those whole), a directory, or an
+    empty file for a bind of a file (as runc's restore does).  Made one
+    component at a time without following a symlink of the image: a
+    destination through one is left to criu (which then says what is
+    missing), never made outside the rootfs."""
+    mounts = cfg.get("mounts") or ()
+    tmpfs = [_clean(m["destination"]).rstrip("/") + "/" for m in mounts if m.get("type") == "tmpfs"]
+    for m in mounts:
+        dest = _clean(m["destination"])
+        if any(dest.startswith(t) for t in tmpfs):
+            continue
+        src = os.path.join(bundle, m.get("source") or "")
+        is_file = _is_bind(m) and os.path.exists(src) and not os.path.isdir(src)
+        _make_in_root(rootfs, dest, is_file)
+
+
+def _is_bind(m):
+    opts = m.get("options") or ()
+    return m.get("type") == "bind" or "bind" in opts or "rbind" in opts
+
+
+def _make_in_root(rootfs, dest, is_file):
+    parts = [p for p in dest.split("/") if p and p != "."]
+    if not parts or ".." in parts:
+        return
+    fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for i, name in enumerate(parts):
+            last = i == len(parts) - 1
+            try:
+                nfd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except FileNotFoundError:
+                try:
+                    if last and is_file:
+                        os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                                         | os.O_CLOEXEC, 0o644, dir_fd=fd))
+                    else:
+                        os.mkdir(name, 0o755, dir_fd=fd)
+                    nfd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                except OSError:
+                    return   # read-only or in the way: criu will say
+            except OSError:
+                return
+            os.close(fd)
+            fd = nfd
+            if not last and not _is_dir_fd(fd):
+                return   # a symlink or a file of the image: not ours to go through
+    finally:
+        os.close(fd)
+
+
+def _is_dir_fd(fd):
+    import stat
+    return stat.S_ISDIR(os.fstat(fd).st_mode)
 
 
 def _cgroup_roots(cg):

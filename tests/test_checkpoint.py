@@ -107,3 +107,29 @@ def test_features_says_checkpoint_where_criu_is(oci):
     r = subprocess.run([RUNTIME, "features"], capture_output=True, text=True, timeout=30)
     ann = json.loads(r.stdout)["annotations"]
     assert ann["org.ociruntime.checkpoint.enabled"] == ("true" if CRIU else "false")
+
+
+def test_restore_mountpoints_never_leave_the_rootfs(tmp_path):
+    """restore makes the config's mountpoints in a fresh rootfs (criu needs
+    them); a malicious image's symlink must not make it create them on the
+    host: a symlink component is not followed."""
+    from ociruntime.checkpoint import make_mountpoints
+    rootfs, outside = tmp_path / "rootfs", tmp_path / "outside"
+    rootfs.mkdir()
+    outside.mkdir()
+    (rootfs / "evil").symlink_to(outside)            # absolute: the host's path
+    (rootfs / "rel").symlink_to("../outside")         # relative: out of the root
+    (tmp_path / "file").write_text("x")
+    cfg = {"mounts": [
+        {"destination": "/evil/made", "type": "bind", "source": str(tmp_path)},
+        {"destination": "/rel/made", "type": "bind", "source": str(tmp_path)},
+        {"destination": "/data/sub", "type": "bind", "source": str(tmp_path)},
+        {"destination": "/etc/hosts", "type": "bind", "source": str(tmp_path / "file")},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts"},
+    ]}
+    make_mountpoints(str(rootfs), cfg, str(tmp_path))
+    assert list(outside.iterdir()) == []
+    assert (rootfs / "data" / "sub").is_dir()
+    assert (rootfs / "etc" / "hosts").is_file()
+    assert (rootfs / "dev").is_dir() and not (rootfs / "dev" / "pts").exists()

@@ -182,8 +182,8 @@ def test_counter_checkpointed_and_restored_with_memory_intact(oci, runtime, pipe
     pid2 = st["pid"]
     assert read(f"/proc/{pid2}/cgroup") == "0::" + cg_path(cid)
     # the container's own view: pid 1 in its pid namespace, its tmpfs kept
-    assert read(f"/proc/{pid2}/status").count("NSpid:") == 1
-    assert read(f"/proc/{pid2}/status").split("NSpid:")[1].split()[-1] == "1"
+    nspid = [l.split()[1:] for l in read(f"/proc/{pid2}/status").splitlines() if l.startswith("NSpid:")]
+    assert nspid == [[str(pid2), "1"]]
     assert read(f"/proc/{pid2}/root/dev/shm/count").split()[0] == token
     listed = rt("list", "--format", "json").stdout
     assert [(s["id"], s["pid"], s["status"]) for s in json.loads(listed)] == [(cid, pid2, "running")]
@@ -322,3 +322,24 @@ def test_restore_errors_leave_nothing(oci, ours, pipes, tmp_path):
     assert not os.path.exists(os.path.join(oci.root, cid2))
     assert not os.path.exists(CG + cg_path(cid2))
     ours.ok("delete", "--force", cid)
+
+
+def test_stdin_the_host_dev_null_as_conmon_gives(oci, runtime, pipes, tmp_path):
+    """conmon gives a container without -i the host's /dev/null as stdin:
+    a file on a mount outside the container's namespace."""
+    rt, cid = runtime, oci.new_id("cknull")
+    bundle = counter_bundle(oci, cid)
+    out1 = pipes()
+    with open("/dev/null") as null:
+        r = rt("run", "-d", "-b", bundle, cid, stdin=null, stdout=out1.w, stderr=out1.w)
+        assert r.returncode == 0, out1.lines()
+        wait_until(lambda: len(out1.counts()) >= 3, "the counter to count to 3")
+        token = out1.counts()[0][0]
+        r = rt("checkpoint", "--image-path", tmp_path / "img", cid)
+        assert r.returncode == 0, r.stderr
+        out2 = pipes()
+        r = rt("restore", "-d", "--image-path", tmp_path / "img", "-b", bundle, cid,
+               stdin=null, stdout=out2.w, stderr=out2.w)
+        assert r.returncode == 0, out2.lines()
+    assert_continues(token, out1, out2, rt.name)
+    rt.ok("delete", "--force", cid)
