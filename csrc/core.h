@@ -83,6 +83,7 @@ enum oci_op {
     OP_OPEN_SOURCE,        /* source: leading the plan, a bind's source that ociruntime-init
                               opens for the init (OP_MOUNT's source index: the nth) */
     OP_CHROOT,             /* rootfs: no mount namespace of its own: chroot, mount nothing */
+    OP_REOPEN_DEV_NULL,    /* after pivot_root: stdio on the null device -> the container's */
     OP__COUNT
 };
 

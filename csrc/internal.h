@@ -69,6 +69,7 @@ void do_readonly_path(struct init_ctx *c, const char *path);
 void do_mask_path(struct init_ctx *c, const char *path);
 void do_remount_root(struct init_ctx *c, unsigned long flags);
 void do_chroot(struct init_ctx *c, const char *rootfs);
+void do_reopen_dev_null(struct init_ctx *c);
 
 /* mount_fds.c: mounting by fd (see there) */
 void add_source(struct init_ctx *c, const char *src);

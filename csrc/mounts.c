@@ -586,6 +586,29 @@ void do_remount_root(struct init_ctx *c, unsigned long flags)
         die(c, "set propagation of / (linux.rootfsPropagation)");
 }
 
+/* The caller's stdin, stdout or stderr that is the host's null device
+ * (conmon gives /dev/null as stdin) becomes the container's own /dev/null,
+ * as runc's reOpenDevNull does: a file on a mount outside the container's
+ * mount namespace is one that criu cannot checkpoint.  Only the real null
+ * device of the container is used; without one the fds stay as they are. */
+void do_reopen_dev_null(struct init_ctx *c)
+{
+    struct stat null, st;
+    int nfd = open("/dev/null", O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (nfd < 0)
+        return;
+    if (fstat(nfd, &null) < 0)
+        die(c, "stat the container's /dev/null");
+    if (S_ISCHR(null.st_mode) && null.st_rdev == makedev(1, 3)) {
+        for (int fd = 0; fd < 3; fd++) {
+            if (fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == null.st_rdev &&
+                dup3(nfd, fd, 0) < 0)
+                die(c, "reopen fd %d on the container's /dev/null", fd);
+        }
+    }
+    close(nfd);
+}
+
 /* A container without a mount namespace of its own shares the host's mount
  * table: it must not be changed (no pivot_root, no mount), so the root is
  * only a chroot, as runc and crun do there. */

@@ -229,6 +229,7 @@ static const uint8_t phase_of[OP__COUNT] = {
     [OP_PIVOT_ROOT] = PH_MOUNTS, [OP_MOVE_ROOT] = PH_MOUNTS, [OP_WRITE_FILE] = PH_MOUNTS,
     [OP_READONLY_PATH] = PH_MOUNTS, [OP_MASK_PATH] = PH_MOUNTS, [OP_REMOUNT_ROOT] = PH_MOUNTS,
     [OP_MOUNT_SETATTR] = PH_MOUNTS, [OP_MOVE_MOUNT] = PH_MOUNTS, [OP_CHROOT] = PH_MOUNTS,
+    [OP_REOPEN_DEV_NULL] = PH_MOUNTS,
     [OP_SYNC_HOOKS] = PH_HOOKS, [OP_HOOK] = PH_HOOKS,
     [OP_SECCOMP] = PH_SECCOMP, [OP_SECCOMP_RULE] = PH_SECCOMP,
     [OP_SECCOMP_EXPORT] = PH_SECCOMP, [OP_SECCOMP_LOAD] = PH_SECCOMP,
@@ -371,6 +372,7 @@ static void run_step(struct init_ctx *c, struct step *s)
     case OP_LO_UP: do_lo_up(c); break;
     case OP_SESSION_KEYRING: do_session_keyring(c, S(0)); break;
     case OP_CHROOT: do_chroot(c, S(0)); break;
+    case OP_REOPEN_DEV_NULL: do_reopen_dev_null(c); break;
     default:
         die_errno(c, EINVAL, "plan: unknown step %u", s->op);
     }

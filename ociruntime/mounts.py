@@ -255,6 +255,9 @@ def _plan_device(plan, path, mode, major, minor, uid, gid, ctx):
 
 def plan_pivot(plan, ctx, no_pivot):
     plan.add("MOVE_ROOT" if no_pivot else "PIVOT_ROOT", ctx.rootfs)
+    # stdio on the host's /dev/null -> the container's (runc's reOpenDevNull):
+    # criu can checkpoint only files of the container's mounts
+    plan.add("REOPEN_DEV_NULL")
 
 
 def plan_sysctl(plan, cfg):

@@ -133,3 +133,21 @@ def test_restore_mountpoints_never_leave_the_rootfs(tmp_path):
     assert (rootfs / "data" / "sub").is_dir()
     assert (rootfs / "etc" / "hosts").is_file()
     assert (rootfs / "dev").is_dir() and not (rootfs / "dev" / "pts").exists()
+
+
+def test_stdio_on_the_host_dev_null_becomes_the_container_s(oci):
+    """As runc's reOpenDevNull: conmon's /dev/null stdin is a file of the
+    host's /dev, which criu cannot dump; the init reopens it on the
+    container's own null device.  Failed before: fd 0 was the host's."""
+    b = oci.bundle(config(["sleep", "1000"]))
+    cid = oci.new_id()
+    with open("/dev/null") as null, open(oci.tmp / "out", "w") as out:
+        r = oci.cmd("run", "-d", "-b", b, cid, stdin=null, stdout=out, stderr=out, capture_output=False)
+    assert r.returncode == 0, (oci.tmp / "out").read_text()
+    pid = oci.state(cid)["pid"]
+    st = os.stat(f"/proc/{pid}/fd/0")
+    host = os.stat("/dev/null")
+    assert st.st_rdev == host.st_rdev                      # still the null device
+    assert st.st_dev != host.st_dev, "fd 0 is still the host's /dev/null"
+    assert os.stat(f"/proc/{pid}/fd/1").st_dev != st.st_dev   # a file: left as it was
+    oci.ok("delete", "--force", cid)
