@@ -49,6 +49,8 @@ class Options:
         self.leave_running = bool(opts.get("leave-running"))
         self.pre_dump = bool(opts.get("pre-dump"))
         self.lazy_pages = bool(opts.get("lazy-pages"))
+        self.page_server = _page_server(opts.get("page-server"))
+        self.status_fd = _status_fd(opts.get("status-fd"))
         self.booleans = [f for f in ("tcp-established", "ext-unix-sk", "shell-job", "file-locks",
                                      "auto-dedup") if opts.get(f)]
         mode = opts.get("manage-cgroups-mode")
@@ -71,8 +73,43 @@ class Options:
             args.append("--lazy-pages")
         return args
 
+    def dump_only(self):
+        """criu's arguments of checkpoint alone: the page server, the status fd."""
+        args = []
+        if self.page_server:
+            args += ["--page-server", "--address", self.page_server[0], "--port", self.page_server[1]]
+        if self.status_fd is not None:
+            args += ["--status-fd", str(self.status_fd)]
+        return args
+
     def log_path(self, action):
         return os.path.join(self.work_path, f"{action}.log")
+
+
+def _page_server(value):
+    """--page-server ADDRESS:PORT (runc's): criu sends the pages there."""
+    if not value:
+        return None
+    address, _, port = value.rpartition(":")
+    if not address or not port.isdigit() or not 0 < int(port) < 65536:
+        raise OciError(f"--page-server {value!r}: want ADDRESS:PORT")
+    return address.strip("[]"), port
+
+
+def _status_fd(value):
+    """--status-fd N: criu writes a byte there once the page server (lazy
+    pages) is ready; an open, writable fd of the caller."""
+    if value is None:
+        return None
+    import fcntl
+    try:
+        fd = int(value)
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    except (ValueError, OSError):
+        raise OciError(f"--status-fd {value!r}: not an open file descriptor") from None
+    if flags & os.O_ACCMODE == os.O_RDONLY:
+        raise OciError(f"--status-fd {value}: not open for writing")
+    return fd
 
 
 def _make_dir(path, flag):
@@ -130,6 +167,7 @@ def checkpoint(root, cid, opts, criu_name="criu"):
         _make_dir(o.work_path, "work-path")
         action = "pre-dump" if o.pre_dump else "dump"
         argv = [exe, action, "-t", str(c.pid), "--root", _rootfs(c.data)] + o.common(action)
+        argv += o.dump_only()
         if o.parent_path:   # criu takes it relative to the image directory, as runc passes it
             argv += ["--prev-images-dir", o.parent_path, "--track-mem"]
         elif o.pre_dump:
@@ -147,7 +185,8 @@ def checkpoint(root, cid, opts, criu_name="criu"):
         if not o.pre_dump:
             _save_descriptors(c.pid, o.image_path)
         log.debug(f"checkpoint {cid}: {' '.join(argv)}")
-        criu.run(argv, o.log_path(action), f"checkpoint {cid}: criu {action} failed")
+        criu.run(argv, o.log_path(action), f"checkpoint {cid}: criu {action} failed",
+                 fds=() if o.status_fd is None else (o.status_fd,))
         destroy = not (o.leave_running or o.pre_dump)
     finally:
         os.close(lock)
@@ -243,6 +282,7 @@ def _restore(root, cid, bundle, o, opts, systemd_cgroup):
     linux = cfg.get("linux") or {}
     ns = Namespaces(linux.get("namespaces"), source)
     proc = cfg.get("process") or {}
+    lsm_args = _lsm_args(opts)
     if proc.get("terminal"):
         raise OciError(f"{source}: process.terminal: restoring a container with a terminal "
                        "is not supported yet")
@@ -285,7 +325,7 @@ def _restore(root, cid, bundle, o, opts, systemd_cgroup):
         if linux.get("maskedPaths"):
             argv += ["--ext-mount-map", "/dev/null:/dev/null"]
         make_mountpoints(rootfs, cfg, bundle)
-        argv += _inherit_stdio(o.image_path)
+        argv += _inherit_stdio(o.image_path) + lsm_args
         log.debug(f"restore {cid}: {' '.join(argv)}")
         criu.run(argv, o.log_path("restore"), f"restore {cid}: criu restore failed",
                  before_exec=cg.join)
@@ -410,6 +450,28 @@ def _make_in_root(rootfs, dest, is_file):
 def _is_dir_fd(fd):
     import stat
     return stat.S_ISDIR(os.fstat(fd).st_mode)
+
+
+def _lsm_args(opts):
+    """runc's --lsm-profile TYPE:NAME and --lsm-mount-context, for criu;
+    refused where that LSM is not enabled, as create refuses a label."""
+    from ociruntime import lsm
+    args = []
+    profile = opts.get("lsm-profile")
+    if profile:
+        kind, _, name = profile.partition(":")
+        enabled = {"apparmor": lsm.apparmor_enabled, "selinux": lsm.selinux_enabled}.get(kind)
+        if enabled is None or not name:
+            raise OciError(f"--lsm-profile {profile!r}: want apparmor:NAME or selinux:LABEL")
+        if not enabled():
+            raise OciError(f"--lsm-profile {profile!r}: {kind} is not enabled on this host")
+        args += ["--lsm-profile", profile]
+    context = opts.get("lsm-mount-context")
+    if context:
+        if not lsm.selinux_enabled():
+            raise OciError("--lsm-mount-context: SELinux is not enabled on this host")
+        args += ["--lsm-mount-context", context]
+    return args
 
 
 def _cgroup_roots(cg):

@@ -40,13 +40,14 @@ COMMANDS = {
                    "leave-running": False, "tcp-established": False, "ext-unix-sk": False,
                    "shell-job": False, "lazy-pages": False, "file-locks": False,
                    "pre-dump": False, "manage-cgroups-mode": True, "empty-ns": list,
-                   "auto-dedup": False},
+                   "auto-dedup": False, "page-server": True, "status-fd": True},
     "restore": {"image-path": True, "work-path": True, "tcp-established": False,
                 "ext-unix-sk": False, "shell-job": False, "file-locks": False,
                 "manage-cgroups-mode": True, "empty-ns": list, "auto-dedup": False,
                 "lazy-pages": False, "bundle": True, "b": "bundle", "detach": False,
                 "d": "detach", "pid-file": True, "console-socket": True,
-                "no-subreaper": False, "no-pivot": False},
+                "no-subreaper": False, "no-pivot": False, "lsm-profile": True,
+                "lsm-mount-context": True},
     "update": {},   # filled from cgroups.commands.CLI_FLAGS when used
     "help": {},     # `help [COMMAND]`, runc's; also `h`
 }

@@ -278,6 +278,10 @@ TABLE = {
              "may be repeated", None),
             (("auto-dedup",), None, "free the memory pages of a --parent-path image that "
              "this image replaces", None),
+            (("page-server",), "ADDRESS:PORT", "send the memory pages to a criu page server "
+             "there (criu page-server) instead of --image-path", None),
+            (("status-fd",), "FD", "with --lazy-pages: criu writes a byte to this open fd "
+             "once its page server is ready for the restore", None),
             _HELP],
         "examples": ["ociruntime checkpoint --image-path /var/lib/ckpt/c1 c1",
                      "ociruntime checkpoint --pre-dump --image-path /ck/1 c1",
@@ -306,6 +310,10 @@ TABLE = {
              "subreaper", None),
             (("no-pivot",), None, "accepted as runc's: criu sets up the restored root "
              "itself", None),
+            (("lsm-profile",), "TYPE:NAME", "the LSM profile of the restored processes "
+             "(apparmor:NAME or selinux:LABEL); refused where that LSM is not enabled", None),
+            (("lsm-mount-context",), "CONTEXT", "the SELinux context of the restored mounts; "
+             "refused where SELinux is not enabled", None),
             (("tcp-established",), None, "restore open TCP connections", None),
             (("ext-unix-sk",), None, "allow unix sockets connected to the outside", None),
             (("shell-job",), None, "allow a process of a shell's terminal", None),

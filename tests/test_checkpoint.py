@@ -58,6 +58,8 @@ def test_checkpoint_refuses_a_container_that_does_not_run(oci, tmp_path):
 @pytest.mark.parametrize("flags,needle", [
     (["--manage-cgroups-mode", "sometimes"], "--manage-cgroups-mode: 'sometimes'"),
     (["--empty-ns", "pid"], "--empty-ns: namespace 'pid'"),
+    (["--page-server", "nowhere"], "--page-server 'nowhere': want ADDRESS:PORT"),
+    (["--status-fd", "99"], "--status-fd '99': not an open file descriptor"),
 ])
 def test_checkpoint_flag_errors_name_the_flag(oci, tmp_path, flags, needle):
     with Running(oci, config(["sleep", "1000"])) as c:
@@ -79,6 +81,23 @@ def test_restore_without_an_image_makes_nothing(oci, tmp_path):
     bundle = oci.bundle(config(["sleep", "1000"]))
     r = oci.cmd("restore", "-d", "--image-path", tmp_path / "none", "-b", bundle, cid)
     assert_one_line_error(r, f"--image-path {tmp_path / 'none'}: no checkpoint there")
+    assert not os.path.exists(os.path.join(oci.root, cid))
+
+
+@needs_criu
+@pytest.mark.parametrize("flags,needle", [
+    (["--lsm-profile", "apparmor:x"], "--lsm-profile 'apparmor:x': apparmor is not enabled"),
+    (["--lsm-profile", "smack"], "--lsm-profile 'smack': want apparmor:NAME or selinux:LABEL"),
+    (["--lsm-mount-context", "system_u:object_r:x:s0"], "--lsm-mount-context: SELinux is not enabled"),
+    (["--manage-cgroups-mode", "never"], "--manage-cgroups-mode: 'never'"),
+])
+def test_restore_flag_errors_name_the_flag(oci, tmp_path, flags, needle):
+    img = tmp_path / "img"
+    img.mkdir()
+    (img / "inventory.img").write_bytes(b"")
+    cid = oci.new_id()
+    r = oci.cmd("restore", "-d", *flags, "--image-path", img, "-b", oci.bundle(config(["true"])), cid)
+    assert_one_line_error(r, needle)
     assert not os.path.exists(os.path.join(oci.root, cid))
 
 
