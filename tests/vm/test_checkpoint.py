@@ -13,10 +13,14 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
+import uuid
+from pathlib import Path
 
 import pytest
 
 from conftest import RUNTIME
+from engines import make_rootfs, unmount_all_under
 from vmhelpers import CG, IN_VM_ONLY, alive, busybox_config, cg_path, read, wait_until
 
 CRIU = shutil.which("criu") or ("/usr/sbin/criu" if os.path.exists("/usr/sbin/criu") else None)
@@ -343,3 +347,109 @@ def test_stdin_the_host_dev_null_as_conmon_gives(oci, runtime, pipes, tmp_path):
         assert r.returncode == 0, out2.lines()
     assert_continues(token, out1, out2, rt.name)
     rt.ok("delete", "--force", cid)
+
+
+# -- podman container checkpoint / restore --runtime ociruntime -------------
+# A private podman (its own --root, --runroot, --tmpdir; vfs storage: the
+# guest's root is itself an overlay), the image imported offline from the
+# busybox rootfs, no network; podman drives our checkpoint, and conmon our
+# restore, as they drive runc's.  The counter's output is `podman logs`.
+
+IMAGE = "localhost/ociruntime-test/busybox:latest"
+NO_PODMAN = [b for b in ("podman", "conmon") if not shutil.which(b)]
+
+
+class Podman:
+    def __init__(self, base):
+        self.base = Path(base)
+        self.global_args = [
+            "--root", str(self.base / "root"), "--runroot", str(self.base / "runroot"),
+            "--tmpdir", str(self.base / "tmp"), "--network-config-dir", str(self.base / "net"),
+            "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs",
+            "--events-backend", "file", "--runtime", RUNTIME,
+        ]
+
+    def cmd(self, *args, timeout=180, **kw):
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        return subprocess.run(["podman", *self.global_args, *map(str, args)], timeout=timeout,
+                              stdin=kw.pop("stdin", subprocess.DEVNULL), **kw)
+
+    def ok(self, *args, **kw):
+        r = self.cmd(*args, **kw)
+        assert r.returncode == 0, f"podman {' '.join(map(str, args))}: {r.stderr}"
+        return r.stdout
+
+    def counts(self, name):
+        out = []
+        for line in self.cmd("logs", name).stdout.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and all(p.isdigit() for p in parts):
+                out.append((parts[0], int(parts[1])))
+        return out
+
+    def status(self, name):
+        return self.ok("inspect", "-f", "{{.State.Status}}", name).strip()
+
+
+@pytest.fixture(scope="module")
+def podman():
+    if NO_PODMAN:
+        pytest.skip(f"needs {', '.join(NO_PODMAN)}")
+    base = tempfile.mkdtemp(prefix="ocipm-", dir="/run")   # podman: a runroot of at most 50 characters
+    pm = Podman(base)
+    try:
+        rootfs = make_rootfs(pm.base / "rootfs")
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."],
+                               stdout=subprocess.PIPE)
+        pm.ok("import", "--change", 'CMD ["/bin/sh"]', "-", IMAGE, stdin=tar.stdout)
+        tar.wait()
+        yield pm
+    finally:
+        pm.cmd("rm", "-a", "-f", "-t", "0")
+        pm.cmd("system", "reset", "--force")
+        unmount_all_under(pm.base)
+        shutil.rmtree(pm.base, ignore_errors=True)
+
+
+def run_counter(pm):
+    name = f"ocick-{uuid.uuid4().hex[:8]}"
+    pm.ok("run", "-d", "--name", name, "--network", "none", IMAGE, "sh", "-c", COUNTER)
+    wait_until(lambda: len(pm.counts(name)) >= 3, "the counter to count to 3")
+    return name, pm.counts(name)[0][0]
+
+
+def assert_went_on(pm, name, token, before):
+    wait_until(lambda: len(pm.counts(name)) >= before + 3, f"{name} to count on after restore")
+    counts = pm.counts(name)
+    assert {t for t, _ in counts} == {token}, "another token: the process restarted"
+    ns = [n for _, n in counts]
+    assert ns == list(range(1, len(ns) + 1)), f"counts restarted or skipped: {ns}"
+
+
+def test_podman_checkpoint_and_restore(podman):
+    """podman checkpoint (runtime checkpoint; the container exits) and
+    restore (conmon runs runtime restore): the same process counts on."""
+    name, token = run_counter(podman)
+    podman.ok("container", "checkpoint", name)
+    assert podman.status(name) == "exited"
+    before = len(podman.counts(name))
+    podman.ok("container", "restore", name)
+    assert podman.status(name) == "running"
+    assert_went_on(podman, name, token, before)
+    podman.ok("rm", "-f", "-t", "0", name)
+
+
+def test_podman_checkpoint_export_and_restore_as_a_new_container(podman, tmp_path):
+    """--leave-running --export, then restore --import under another name:
+    the runtime restores into a new container id."""
+    name, token = run_counter(podman)
+    archive = tmp_path / "ck.tar.gz"
+    podman.ok("container", "checkpoint", "--leave-running", "--export", archive, name)
+    assert podman.status(name) == "running"
+    copy = f"{name}-copy"
+    podman.ok("container", "restore", "--import", archive, "--name", copy)
+    assert podman.status(copy) == "running"
+    wait_until(lambda: len(podman.counts(copy)) >= 3, "the copy to count")
+    assert {t for t, _ in podman.counts(copy)} == {token}
+    podman.ok("rm", "-f", "-t", "0", name, copy)
