@@ -159,10 +159,8 @@ def checkpoint(root, cid, opts, criu_name="criu"):
     destroy = False
     try:
         status = c.status()
-        if status == "paused":
-            raise OciError(f"cannot checkpoint the paused container {cid}: resume it first")
-        if status != "running":
-            raise ContainerNotRunning("container not running")
+        if status not in ("running", "paused"):   # runc's words; criu takes a frozen one as it is
+            raise ContainerNotRunning(f"container cannot be checkpointed in {status} state")
         _make_dir(o.image_path, "image-path")
         _make_dir(o.work_path, "work-path")
         action = "pre-dump" if o.pre_dump else "dump"

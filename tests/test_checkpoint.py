@@ -49,7 +49,7 @@ def test_checkpoint_where_criu_fails_says_criu_s_reason_and_leaves_it_running(oc
 def test_checkpoint_refuses_a_container_that_does_not_run(oci, tmp_path):
     with Running(oci, config(["sleep", "1000"]), start=False) as c:
         r = oci.cmd("checkpoint", "--image-path", tmp_path / "img", c.cid)
-        assert_one_line_error(r, "container not running")
+        assert_one_line_error(r, "container cannot be checkpointed in created state")
         assert not (tmp_path / "img").exists()
     r = oci.cmd("checkpoint", "--image-path", tmp_path / "img", "no-such-container")
     assert_one_line_error(r, 'container "no-such-container" does not exist')

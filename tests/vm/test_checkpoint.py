@@ -222,6 +222,31 @@ def test_pre_dump_then_dump_with_parent_path(oci, runtime, pipes, tmp_path):
     rt.ok("delete", "--force", cid)
 
 
+def test_checkpoint_of_a_paused_container(oci, runtime, pipes, tmp_path):
+    """As runc: a paused container can be checkpointed; with --leave-running
+    it stays paused, and it counts on once resumed; restored, it runs."""
+    rt, cid = runtime, oci.new_id("ckpause")
+    bundle = counter_bundle(oci, cid)
+    stdin, out1 = pipes(), pipes()
+    pid, token = start_counter(rt, cid, bundle, stdin, out1)
+    rt.ok("pause", cid)
+    rt.ok("checkpoint", "--leave-running", "--image-path", tmp_path / "img1", cid)
+    assert rt.state(cid)["status"] == "paused"
+    rt.ok("resume", cid)
+    n = len(out1.counts())
+    wait_until(lambda: len(out1.counts()) > n + 2, "the resumed container to count on")
+    rt.ok("pause", cid)
+    rt.ok("checkpoint", "--image-path", tmp_path / "img2", cid)
+    wait_until(lambda: gone(rt, cid, pid), "the checkpointed container to be gone")
+    out2 = pipes()
+    r = rt("restore", "-d", "--image-path", tmp_path / "img2", "-b", bundle, cid,
+           stdin=stdin.r, stdout=out2.w, stderr=out2.w)
+    assert r.returncode == 0, out2.lines()
+    assert rt.state(cid)["status"] == "running"
+    assert_continues(token, out1, out2, rt.name)
+    rt.ok("delete", "--force", cid)
+
+
 def test_leave_running_and_restore_into_a_new_id(oci, ours, pipes, tmp_path):
     """--leave-running: the container goes on; its image restored as a
     second container, under another id, in a cgroup of its own."""
