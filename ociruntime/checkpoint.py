@@ -142,9 +142,15 @@ def _bind_mounts(cfg, bundle):
 
 
 def _config_of(data):
-    """The container's config.json, for its mounts (as runc keeps it)."""
+    """The container's config.json, for its mounts and masked paths (runc
+    keeps them in its state; we read the bundle create read).  A bundle
+    gone or broken since: none, and criu names what it then cannot dump."""
     from ociruntime import config
-    return config.load(data["bundle"])
+    try:
+        return config.load(data["bundle"])
+    except OciError as e:
+        log.warning(f"checkpoint: {e}: the config's bind mounts are not known to criu")
+        return {}
 
 
 # -- checkpoint ---------------------------------------------------------------

@@ -394,7 +394,7 @@ class Podman:
             "--events-backend", "file", "--runtime", RUNTIME,
         ]
 
-    def cmd(self, *args, timeout=180, **kw):
+    def cmd(self, *args, timeout=600, **kw):   # podman under TCG on a busy machine: minutes
         kw.setdefault("capture_output", True)
         kw.setdefault("text", True)
         return subprocess.run(["podman", *self.global_args, *map(str, args)], timeout=timeout,
