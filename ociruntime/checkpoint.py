@@ -76,8 +76,9 @@ class Options:
     def dump_only(self):
         """criu's arguments of checkpoint alone: the page server, the status fd."""
         args = []
-        if self.page_server:
-            args += ["--page-server", "--address", self.page_server[0], "--port", self.page_server[1]]
+        if self.page_server:   # with --lazy-pages criu itself serves the pages there
+            args += [] if self.lazy_pages else ["--page-server"]
+            args += ["--address", self.page_server[0], "--port", self.page_server[1]]
         if self.status_fd is not None:
             args += ["--status-fd", str(self.status_fd)]
         return args

@@ -279,7 +279,8 @@ TABLE = {
             (("auto-dedup",), None, "free the memory pages of a --parent-path image that "
              "this image replaces", None),
             (("page-server",), "ADDRESS:PORT", "send the memory pages to a criu page server "
-             "there (criu page-server) instead of --image-path", None),
+             "there (criu page-server) instead of --image-path; with --lazy-pages, serve "
+             "them there until the restore has fetched them", None),
             (("status-fd",), "FD", "with --lazy-pages: criu writes a byte to this open fd "
              "once its page server is ready for the restore", None),
             _HELP],
