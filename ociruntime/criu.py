@@ -64,6 +64,10 @@ def run(argv, log_path, what, before_exec=None, fds=()):
             os.close(go_w)
             for fd in fds:
                 os.set_inheritable(fd, True)
+            # restore in the foreground blocks the signals it forwards; criu
+            # must see its children's SIGCHLD
+            import _signal
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
             if os.read(go_r, 1) != b"g":
                 os._exit(127)
             os.close(go_r)
