@@ -13,9 +13,12 @@ restore: a new container under ID from the bundle's config (its cgroups
   as `run` does.
 
 What criu needs to know of a container, as runc tells it:
-- the root: the rootfs (criu bind-mounts it as the restored root);
+- the root: the rootfs (criu bind-mounts it as the restored root; we give
+  it a read-only bind when root.readonly, which criu's bind keeps);
 - bind mounts of host paths: external mounts (dump: destination ->
-  destination; restore: destination -> the config's source);
+  destination; restore: destination -> the config's source); masked
+  files: external mounts named /dev/null; the config's mountpoints made
+  in a fresh rootfs, as create makes them;
 - the network namespace is "empty": we do not manage its devices (runc
   always sets CLONE_NEWNET in criu's empty_ns), so criu makes a new one
   and restores nothing in it;
@@ -58,8 +61,7 @@ class Options:
             raise OciError(f"--manage-cgroups-mode: {mode!r} is not one of "
                            f"{', '.join(MANAGE_CGROUPS_MODES)}")
         self.manage_cgroups = mode
-        self.empty_ns = []
-        for ns in opts.get("empty-ns") or ():
+        for ns in opts.get("empty-ns") or ():   # network is always empty (common())
             if ns not in EMPTY_NS:
                 raise OciError(f"--empty-ns: namespace {ns!r} is not supported (only network)")
 
