@@ -11,8 +11,9 @@ per-item slope between sizes.  As root, from the repository root:
 The scenarios (each runtime in turn, call by call, as `python3 -m benchmarks`):
 
   mounts   `create` with 0, 50, 200 extra mounts (binds, read-only, and tmpfs, alternating)
-  seccomp  `create` without linux.seccomp, and with Docker's default profile
-           (tests/data/seccomp/docker-default.json, resolved as Docker does)
+  seccomp  `create` without linux.seccomp, with the first 120 syscall names of
+           Docker's default profile and with all of it (tests/data/seccomp/
+           docker-default.json, resolved as Docker does: 362 names here)
   list     `list` with 1, 100, 1000 created containers in the root
   state    `state ID` of one of them, at the same sizes
   memory   PSS (/proc/PID/smaps_rollup) of every process a runtime leaves behind,
@@ -44,11 +45,12 @@ from benchmarks.scenarios import Bench   # noqa: E402
 
 SCENARIOS = ("mounts", "seccomp", "list", "state", "memory", "exec")
 DOCKER_PROFILE = os.path.join(REPO, "tests", "data", "seccomp", "docker-default.json")
-# Processes one created container may cost, threads included (runc's
-# waiting init is a Go program: about 7 threads): to check the machine's
-# pid space before making a thousand of them per runtime.
-PIDS_PER_CONTAINER = 8
-MIB_PER_CONTAINER = 8      # runc's waiting init is ~4 MiB of PSS; room for more
+# What one created container costs on average over the runtimes, to check
+# the machine before making a thousand per runtime: pids (threads count:
+# runc's waiting init is a Go program of 5 threads, ours and crun's are
+# one each) and MiB (PSS: runc's 1.9, crun's 0.3, ours 0.2; "memory").
+PIDS_PER_CONTAINER = 3
+MIB_PER_CONTAINER = 3
 
 
 # -- the bundles ---------------------------------------------------------------
@@ -82,6 +84,20 @@ def docker_seccomp(caps, arch="SCMP_ARCH_X86_64", goarch="amd64"):
             continue
         rules.append({k: v for k, v in rule.items()
                       if k not in ("includes", "excludes", "comment") and v is not None})
+    out["syscalls"] = rules
+    return out
+
+
+def first_names(profile, n):
+    """The profile with its first n syscall names only (its rules in
+    order, the last one cut short): the curve up to the whole profile."""
+    out, rules, left = dict(profile), [], n
+    for rule in profile["syscalls"]:
+        if left <= 0:
+            break
+        names = rule["names"][:left]
+        rules.append(dict(rule, names=names))
+        left -= len(names)
     out["syscalls"] = rules
     return out
 
@@ -187,6 +203,7 @@ class Scaling(Bench):
         self.cfg, self.sizes, self.setup_workers = bundle_cfg, sizes_of, setup_workers
         self.samples = {rt.name: {s: [] for s in SCENARIOS} for rt in self.runtimes}
         self.notes = []
+        self.setup_log = []   # untimed set-up: containers made and removed in batches
         self.mount_source = os.path.join(workdir, "bundle-volume")
         os.makedirs(self.mount_source, exist_ok=True)
 
@@ -202,7 +219,7 @@ class Scaling(Bench):
         for s in scenarios:
             if s == "state" and "list" in scenarios:
                 continue   # measured with list: the same containers
-            harness.log_line(f"{s}: sizes {self.sizes.get(s, 'none, Docker')}, {self.n} samples per size and runtime")
+            harness.log_line(f"{s}: sizes {self.sizes.get(s)}, {self.n} samples per size and runtime")
             t0 = time.monotonic()
             getattr(self, "scenario_" + s)(scenarios)
             harness.log_line(f"{s}: {time.monotonic() - t0:.0f} s")
@@ -212,6 +229,12 @@ class Scaling(Bench):
         def tagged(rt):
             return {"size": size, **once(rt)}
         self._interleaved(scenario, tagged, self.n)
+
+    def _timed(self, what, *args):
+        def once(rt):
+            c = self.call(rt, what, *args)
+            return {"ms": c.wall_ms, "cpu_ms": c.cpu_ms}
+        return once
 
     def _create_timed(self, bundle):
         def once(rt):
@@ -235,7 +258,8 @@ class Scaling(Bench):
         names = sum(len(r.get("names") or ()) for r in profile["syscalls"])
         self.notes.append(f"seccomp: Docker's default profile resolved for {', '.join(caps) or 'no capability'}: "
                           f"{len(profile['syscalls'])} rules, {names} syscall names")
-        for size, extra in ((0, {}), (names, {"seccomp": profile})):
+        for size in sorted({min(n, names) for n in self.sizes["seccomp"]}):
+            extra = {"seccomp": first_names(profile, size)} if size else {}
             bundle = self.variant(f"bundle-seccomp-{size}", ["/bin/true"], **extra)
             self._sized("seccomp", size, self._create_timed(bundle))
 
@@ -266,10 +290,31 @@ class Scaling(Bench):
             raise CallFailed(f"{what}: {errors[0]}")
 
     def _create_many(self, rt, ids, bundle):
-        self._parallel(rt, "create", ids, lambda cid: self.call(rt, "create", "create", "--bundle", bundle, cid))
+        self._setup_timed(rt, "created", ids, lambda cid: self.call(rt, "create", "create", "--bundle", bundle, cid))
 
     def _delete_many(self, rt, ids):
-        self._parallel(rt, "delete", ids, lambda cid: self.delete(rt, cid))
+        self._setup_timed(rt, "deleted", ids, lambda cid: self.delete(rt, cid))
+
+    def _setup_timed(self, rt, what, ids, fn):
+        """The set-up's own cost, in the progress lines and the JSON: the
+        median create (delete) of each batch tells whether they grow with
+        the containers already there."""
+        times = []
+
+        def timed(cid):
+            t0 = time.perf_counter()
+            fn(cid)
+            times.append((time.perf_counter() - t0) * 1e3)
+        t0 = time.monotonic()
+        try:
+            self._parallel(rt, what, ids, timed)
+        finally:
+            if times:
+                med = harness.stats(times)["median"]
+                self.setup_log.append({"runtime": rt.name, "what": what, "count": len(times),
+                                       "seconds": time.monotonic() - t0, "median_ms": med})
+                harness.log_line(f"  {rt.name}: {len(times)} {what} in {time.monotonic() - t0:.1f} s "
+                                 f"(median {med:.1f} ms each, {self.setup_workers} at once)")
 
     def room_for(self, count, scenario):
         """count containers per runtime at once: does the machine hold them?
@@ -287,12 +332,17 @@ class Scaling(Bench):
             return max(fits, 1)
         return count
 
+    def fitting(self, scenario, top):
+        """The sizes up to top, and top itself when it cut the list short."""
+        want = self.sizes[scenario]
+        return [s for s in want if s < top] + [top] if top < want[-1] else want
+
     def scenario_list(self, scenarios):
         want_list, want_state = "list" in scenarios, "state" in scenarios
         top = self.room_for(self.sizes["list"][-1], "list")
         made = {rt.name: [] for rt in self.runtimes}
         try:
-            for n in [s for s in self.sizes["list"] if s <= top] or [top]:
+            for n in self.fitting("list", top):
                 for rt in self.runtimes:
                     new = [self.new_id(rt) for _ in range(n - len(made[rt.name]))]
                     made[rt.name] += new
@@ -302,10 +352,9 @@ class Scaling(Bench):
                         for s in ("list", "state"):
                             self._fail(rt, s, e)
                 if want_list:
-                    self._sized("list", n, lambda rt: {"ms": self.call(rt, "list", "list").wall_ms})
+                    self._sized("list", n, self._timed("list", "list"))
                 if want_state:
-                    self._sized("state", n, lambda rt: {
-                        "ms": self.call(rt, "state", "state", made[rt.name][0]).wall_ms})
+                    self._sized("state", n, lambda rt: self._timed("state", "state", made[rt.name][0])(rt))
         finally:
             for rt in self.runtimes:
                 try:
@@ -320,7 +369,7 @@ class Scaling(Bench):
 
     def scenario_memory(self, _):
         top = self.room_for(self.sizes["memory"][-1], "memory")
-        for n in [s for s in self.sizes["memory"] if s <= top] or [top]:
+        for n in self.fitting("memory", top):
             for rt in self.runtimes:   # one at a time: no page shared across runtimes
                 if (rt.name, "memory") in self._failed:
                     continue
@@ -394,8 +443,10 @@ class Scaling(Bench):
 # (scenario, sample key, title, unit, size unit)
 ROWS = [
     ("mounts", "ms", "create with N extra mounts", "ms", "mount"),
-    ("seccomp", "ms", "create with N seccomp syscall names (0: none; Docker's default)", "ms", "name"),
+    ("seccomp", "ms", "create with N seccomp syscall names (0: none; the most: all of Docker's default)",
+     "ms", "name"),
     ("list", "ms", "`list` with N created containers in the root", "ms", "container"),
+    ("list", "cpu_ms", "CPU (user+sys) of that `list`", "ms", "container"),
     ("state", "ms", "`state ID` with N created containers in the root", "ms", "container"),
     ("memory", "created_kib", "PSS left per created container (N at once)", "KiB", "container"),
     ("memory", "running_kib", "PSS left per running container (N at once)", "KiB", "container"),
@@ -445,13 +496,19 @@ def table(doc):
             continue
         failed = {f["runtime"] for f in doc["failures"] if f["scenario"] == scenario}
 
-        def value(name, size):
+        def value(name, size, stat="median"):
             s = (by_rt.get(name) or {}).get(str(size)) or (by_rt.get(name) or {}).get(size)
-            return s["median"] if s else None
+            return s[stat] if s else None
+
+        def cell(name, size):
+            if value(name, size) is None:
+                return "FAIL" if name in failed else "–"
+            if scenario == "memory":   # one sample: no minimum to show
+                return _fmt(value(name, size), unit)
+            return f"{_fmt(value(name, size), unit)} ({_fmt(value(name, size, 'min'), unit)})"
 
         for size in all_sizes:
-            cells = [("FAIL" if n in failed else "–") if value(n, size) is None else _fmt(value(n, size), unit)
-                     for n in names]
+            cells = [cell(n, size) for n in names]
             cells += [_ratio(value(subject, size), value(n, size)) for n in others]
             lines.append(f"| {title} | {size} | {unit} | " + " | ".join(cells) + " |")
         # The per-item slope of each step between sizes: linear growth
@@ -460,15 +517,17 @@ def table(doc):
         if scenario == "memory":
             continue
         for a, b in zip(all_sizes, all_sizes[1:]):
-            slopes = [None if value(n, a) is None or value(n, b) is None
-                      else (value(n, b) - value(n, a)) / (b - a) for n in names]
-            cells = ["–" if s is None else f"{s * 1000:.1f}" for s in slopes]
+            def slope(n, stat):
+                va, vb = value(n, a, stat), value(n, b, stat)
+                return None if va is None or vb is None else (vb - va) / (b - a) * 1000
+            slopes = [slope(n, "median") for n in names]
+            cells = ["–" if s is None else f"{s:.1f} ({slope(n, 'min'):.1f})" for n, s in zip(names, slopes)]
             cells += [_ratio(slopes[0], s, slope=True) for s in slopes[1:]]
             lines.append(f"| ↳ slope {a}→{b} | | µs/{per} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"Medians over the samples; ↳ the slope of the row above between two sizes, in µs per "
-                 f"item (level: linear; climbing: worse than linear).  Ratios are {subject} / other: below "
-                 "1 is better.")
+    lines.append(f"Medians (minima) over the samples; ↳ the slope of the row above between two sizes, in µs "
+                 f"per item, of the medians (of the minima): level is linear, climbing is worse than linear.  "
+                 f"Ratios are {subject} / other, of the medians: below 1 is better.")
     for note in doc.get("notes", ()):
         lines.append(f"- {note}")
     procs = _process_names(doc)
@@ -510,6 +569,8 @@ def parse_args(argv):
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds before each size")
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated, from: " + ", ".join(SCENARIOS))
     p.add_argument("--mounts", default="0,50,200", help="extra mounts of the mounts scenario")
+    p.add_argument("--seccomp-names", default="0,120,1000",
+                   help="syscall names of Docker's profile for seccomp (0: no filter; more than it has: all)")
     p.add_argument("--containers", default="1,100,1000", help="containers in the root for list and state")
     p.add_argument("--running", default="1,100", help="containers at once for memory")
     p.add_argument("--processes", default="1,100", help="processes in the container for exec")
@@ -530,7 +591,7 @@ def parse_args(argv):
         p.error(f"--scenarios: unknown {', '.join(bad)}")
     if o.iterations < 1 or o.warmup < 0 or o.setup_workers < 1:
         p.error("-n and --setup-workers must be at least 1, --warmup at least 0")
-    o.sizes = {"mounts": sizes(o.mounts, "mounts"), "list": sizes(o.containers, "containers"),
+    o.sizes = {"mounts": sizes(o.mounts, "mounts"), "seccomp": sizes(o.seccomp_names, "seccomp-names"), "list": sizes(o.containers, "containers"),
                "state": sizes(o.containers, "containers"), "memory": sizes(o.running, "running"),
                "exec": sizes(o.processes, "processes")}
     if min(o.sizes["list"] + o.sizes["memory"]) < 1:
@@ -580,7 +641,8 @@ def measure(o):
                 if name.startswith(("bundle", "root-")):
                     shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
     meta["loadavg_end"] = list(os.getloadavg())
-    doc = {"meta": meta, "samples": bench.samples, "failures": bench.failures, "notes": bench.notes}
+    doc = {"meta": meta, "samples": bench.samples, "failures": bench.failures, "notes": bench.notes,
+           "setup": bench.setup_log}
     doc["summary"] = summarize(bench.samples)
     return json.loads(json.dumps(doc))   # the sizes as JSON keys, as --from-json reads them
 
