@@ -591,7 +591,8 @@ def parse_args(argv):
         p.error(f"--scenarios: unknown {', '.join(bad)}")
     if o.iterations < 1 or o.warmup < 0 or o.setup_workers < 1:
         p.error("-n and --setup-workers must be at least 1, --warmup at least 0")
-    o.sizes = {"mounts": sizes(o.mounts, "mounts"), "seccomp": sizes(o.seccomp_names, "seccomp-names"), "list": sizes(o.containers, "containers"),
+    o.sizes = {"mounts": sizes(o.mounts, "mounts"), "seccomp": sizes(o.seccomp_names, "seccomp-names"),
+               "list": sizes(o.containers, "containers"),
                "state": sizes(o.containers, "containers"), "memory": sizes(o.running, "running"),
                "exec": sizes(o.processes, "processes")}
     if min(o.sizes["list"] + o.sizes["memory"]) < 1:

@@ -97,8 +97,8 @@ def test_scaling_runs_a_small_sample_of_each_scenario(tmp_path):
         runtimes.append(("runc", runc))
     work, out = tmp_path / "work", tmp_path / "scaling.json"
     argv = [sys.executable, "-m", "benchmarks.scaling", "-n", "1", "--warmup", "0", "--mounts", "0,2",
-            "--seccomp-names", "0,5", "--containers", "1,3", "--running", "1,2", "--processes", "1,3", "--json", str(out),
-            "--workdir", str(work)]
+            "--seccomp-names", "0,5", "--containers", "1,3", "--running", "1,2", "--processes", "1,3",
+            "--json", str(out), "--workdir", str(work)]
     for name, path in runtimes:
         argv += ["--runtime", f"{name}={path}"]
     p = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
