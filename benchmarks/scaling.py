@@ -3,7 +3,7 @@
 at several sizes of the same work, with the value at each size and the
 per-item slope between sizes.  As root, from the repository root:
 
-    python3 -m benchmarks.scaling                       # every scenario, default sizes, ~5 minutes
+    python3 -m benchmarks.scaling                       # every scenario, default sizes (below)
     python3 -m benchmarks.scaling --scenarios list,state --containers 1,100,1000 -n 10
     python3 -m benchmarks.scaling --json /tmp/scaling.json --markdown /tmp/scaling.md
     python3 -m benchmarks.scaling --from-json /tmp/scaling.json
@@ -21,6 +21,8 @@ The scenarios (each runtime in turn, call by call, as `python3 -m benchmarks`):
            then the same containers started (running `sleep`); one runtime at a time
   exec     `exec ID /bin/true` into a container running 1 and 100 processes
 
+Most of the run is the untimed set-up of list: a thousand containers made
+and removed per runtime (about a minute on a quiet machine, six at load 15).
 Not a test: timings depend on the machine and its load (benchmarks/README.md,
 "Scaling").  Compare the runtimes within one run: ratios and slopes.
 """
