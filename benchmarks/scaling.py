@@ -205,9 +205,34 @@ class Scaling(Bench):
         self.cfg, self.sizes, self.setup_workers = bundle_cfg, sizes_of, setup_workers
         self.samples = {rt.name: {s: [] for s in SCENARIOS} for rt in self.runtimes}
         self.notes = []
+        self.made_by = {}     # container id -> runtime, for what is left behind
         self.setup_log = []   # untimed set-up: containers made and removed in batches
         self.mount_source = os.path.join(workdir, "bundle-volume")
         os.makedirs(self.mount_source, exist_ok=True)
+
+    def new_id(self, rt):
+        cid = super().new_id(rt)
+        self.made_by[cid] = rt.name
+        return cid
+
+    def left_cgroups(self):
+        """After cleanup: the cgroup directories of our containers that a
+        runtime left behind (empty once their processes are gone), noted by
+        runtime and removed.  Only our own ids: ocibench-<our pid>-N."""
+        prefix = f"ocibench-{os.getpid()}-"
+        found = sorted((os.path.join(top, d) for top, dirs, _ in os.walk("/sys/fs/cgroup")
+                        for d in dirs if d.startswith(prefix)), key=len, reverse=True)
+        by_rt = {}
+        for path in found:
+            cid = os.path.basename(path)
+            by_rt.setdefault(self.made_by.get(cid, "?"), set()).add(cid)
+            try:
+                os.rmdir(path)
+            except OSError as e:
+                harness.log_line(f"  cannot remove {path}: {e.strerror}")
+        for name, ids in sorted(by_rt.items()):
+            self.notes.append(f"{name} left the cgroups of {len(ids)} deleted containers behind "
+                              f"({', '.join(sorted(ids)[:5])}{', ...' if len(ids) > 5 else ''}): removed")
 
     def variant(self, name, args, **linux):
         cfg = json.loads(json.dumps(self.cfg))
@@ -637,6 +662,7 @@ def measure(o):
     finally:
         if bench:
             bench.cleanup()
+            bench.left_cgroups()
         if not o.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
