@@ -116,9 +116,16 @@ def _create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
             c.data["cgroups_created"] = cg.planned()
         c.save()
         c.save_cgroups()   # the same, apart: a damaged state.json strands nothing (salvage.py)
+        planned = c.data.get("cgroups_created")
         cg.create()
         c.data["cgroups_created"] = cg.created
-        c.save()
+        if cg.created != planned:
+            # A parent raced (made or removed by another create or delete
+            # meanwhile): record what was really made.  Otherwise the first
+            # write says it already, and a rewrite would be one more flush
+            # to disk on ext4 (a rename over a file), which parallel creates
+            # queue behind.
+            c.save()
         cg.apply_config(cfg, source)   # limits in place before the init joins
         log.mark("state dir+cgroups")
         try:

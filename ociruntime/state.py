@@ -303,10 +303,12 @@ class Container:
             return False
         return False
 
-    def oci_state(self):
-        """The state of runtime.md, with runc's extras (rootfs, created)."""
+    def oci_state(self, status=None):
+        """The state of runtime.md, with runc's extras (rootfs, created);
+        status: the one to show, instead of reading it from the process."""
         d = self.data
-        status = self.status()
+        if status is None:
+            status = self.status()
         out = {
             "ociVersion": SPEC_VERSION,
             "id": self.id,
@@ -378,7 +380,7 @@ def write_fast(c):
     if any("\n" in p for _, p in paths):
         return
     lines += [b"%s %s\n" % (k, os.fsencode(p)) for k, p in paths]
-    text = dumps_pretty(dict(c.oci_state(), pid=0, status="")) + "\n"
+    text = dumps_pretty(dict(c.oci_state(status=""), pid=0)) + "\n"
     i = text.index('"pid": 0,') + len('"pid": ')
     j = text.index('"status": ""', i) + len('"status": "')
     blobs = [(b"head", text[:i].encode()), (b"mid", text[i + 1:j].encode()),
