@@ -64,3 +64,29 @@ def test_parallel_runs_in_one_root_all_succeed_and_leave_nothing(oci):
     assert not any(r.stderr.strip() for r in results), [r.stderr for r in results]
     left = os.listdir(oci.root) if os.path.isdir(oci.root) else []
     assert left == [], left
+
+
+def _run_imports(oci, cfg):
+    env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
+    r = oci.cmd("run", "-b", oci.bundle(cfg), oci.new_id(), env=env, stdin=subprocess.DEVNULL)
+    mods = {line.rsplit("|", 1)[1].strip() for line in r.stderr.splitlines()
+            if line.startswith("import time:") and "|" in line}
+    assert mods, r.stderr[-500:]
+    return r.returncode, mods
+
+
+def test_run_loads_the_c_core_only_when_it_must_be_a_subreaper(oci):
+    """The init is run's own child (CLONE_PARENT) and its pid namespace
+    reaps its orphans: `run` of such a container makes no subreaper and
+    so does not load the C core's cffi module (about 1 ms of every
+    parallel `run`).  Without a pid namespace of its own the container's
+    orphans come to `run`, which then is a subreaper, as runc's."""
+    code, mods = _run_imports(oci, busybox_config(["sh", "-c", "exit 3"]))
+    assert code == 3
+    assert "_cffi_backend" not in mods
+
+    cfg = busybox_config(["sh", "-c", "exit 4"])
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
+    code, mods = _run_imports(oci, cfg)
+    assert code == 4
+    assert "_cffi_backend" in mods
