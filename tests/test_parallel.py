@@ -44,8 +44,43 @@ def test_create_writes_state_json_once_per_status(oci, tmp_path):
     already names), and no sync anywhere in create, start or delete."""
     bundle = oci.bundle(args=["true"])
     renames, syncs = traced_run(oci, tmp_path, bundle, oci.new_id())
-    assert len(renames) == 2, "\n".join(renames)
+    onto = [l for l in renames if re.search(r'/state\.json", ', l) is None]
+    assert len(onto) == 2, "\n".join(renames)
     assert syncs == [], "\n".join(syncs)
+
+
+def test_state_json_is_never_renamed_over(oci, tmp_path):
+    """Each new state.json is renamed into a free name: the old one is
+    moved aside first.  A rename over it would make ext4 flush the new
+    file to disk, and delete wait for the discard of its blocks."""
+    bundle = oci.bundle(args=["true"])
+    renames, _ = traced_run(oci, tmp_path, bundle, oci.new_id())
+    exists = False
+    for line in renames:
+        src, dst = re.search(r'rename\w*\((?:\w+, )?"([^"]*)", (?:\w+, )?"([^"]*)"', line).groups()
+        if src.endswith("/state.json"):
+            exists = False
+        if dst.endswith("/state.json"):
+            assert not exists, f"renamed over an existing state.json:\n" + "\n".join(renames)
+            exists = True
+    assert exists
+
+
+def test_a_state_json_moved_aside_is_still_read(oci):
+    """Between a save's two renames state.json is aside: commands read it
+    there, not "does not exist"."""
+    cid = oci.new_id()
+    r = oci.create("-b", oci.bundle(args=["sleep", "30"]), cid)
+    assert r.returncode == 0, r.stderr
+    sdir = os.path.join(oci.root, cid)
+    os.rename(os.path.join(sdir, "state.json"), os.path.join(sdir, ".state.json.old"))
+    try:
+        r = oci.cmd("state", cid)   # the front end sees state.json changed: Python answers
+        assert r.returncode == 0, r.stderr
+        assert '"status": "created"' in r.stdout
+    finally:
+        os.rename(os.path.join(sdir, ".state.json.old"), os.path.join(sdir, "state.json"))
+    oci.ok("delete", "--force", cid)
 
 
 def test_parallel_runs_in_one_root_all_succeed_and_leave_nothing(oci):
