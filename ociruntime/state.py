@@ -1,6 +1,8 @@
 """The state directory: one directory per container under --root.
 
-<root>/<id>/state.json   what we know (written atomically: temp + rename)
+<root>/<id>/state.json   what we know (written atomically: temp + rename;
+                         replaced by moving the old one aside first, see
+                         Container.save)
 <root>/<id>/exec.fifo    exists from create until start (the init blocks
                          reading it; `start` writes one byte)
 <root>/<id>/fast         what the C front end (csrc/frontend.c) needs to
@@ -248,14 +250,7 @@ class Container:
     def load(cls, root, cid):
         check_id(cid)
         path = os.path.join(root, cid, "state.json")
-        try:
-            raw = read_bytes(path)
-        except FileNotFoundError:
-            raise ContainerNotFound(cid) from None
-        except PermissionError:
-            raise denied(path) from None
-        except OSError as e:
-            raise OciError(f"{path}: {e.strerror.lower()}") from None
+        raw = _read_state(path, os.path.join(root, cid, ASIDE), cid)
         try:
             data = jsonlite.loads(raw)
             if not isinstance(data, dict) or data.get("id") != cid:
@@ -313,10 +308,12 @@ class Container:
             return False
         return False
 
-    def oci_state(self):
-        """The state of runtime.md, with runc's extras (rootfs, created)."""
+    def oci_state(self, status=None):
+        """The state of runtime.md, with runc's extras (rootfs, created);
+        status: the one to show, instead of reading it from the process."""
         d = self.data
-        status = self.status()
+        if status is None:
+            status = self.status()
         out = {
             "ociVersion": SPEC_VERSION,
             "id": self.id,
@@ -334,8 +331,15 @@ class Container:
     # -- changes ---------------------------------------------------------
     def save(self):
         # 0600: it holds the process's environment (exec's defaults).
+        # Never a rename over the old state.json: ext4 flushes the new file
+        # to disk then (auto_da_alloc), and delete's unlink of a file with
+        # blocks on disk waits for their discard (a `discard` mount): disk
+        # I/O on create's and delete's path that parallel containers queue
+        # behind.  The old one is moved aside, the new one renamed into the
+        # free name, the old one removed; a reader in between finds the
+        # old one aside (_read_state).
         self.saved = jsonlite.dumps(self.data).encode()
-        replace_file(self.dir, "state.json", self.saved)
+        replace_file(self.dir, "state.json", self.saved, aside=ASIDE)
 
     def save_cgroups(self):
         """What delete needs to find the container's cgroups, kept apart
@@ -388,7 +392,7 @@ def write_fast(c):
     if any("\n" in p for _, p in paths):
         return
     lines += [b"%s %s\n" % (k, os.fsencode(p)) for k, p in paths]
-    text = dumps_pretty(dict(c.oci_state(), pid=0, status="")) + "\n"
+    text = dumps_pretty(dict(c.oci_state(status=""), pid=0)) + "\n"
     i = text.index('"pid": 0,') + len('"pid": ')
     j = text.index('"status": ""', i) + len('"status": "')
     blobs = [(b"head", text[:i].encode()), (b"mid", text[i + 1:j].encode()),
@@ -397,12 +401,35 @@ def write_fast(c):
     replace_file(c.dir, "fast", b"".join(lines))
 
 
-def replace_file(dirpath, name, data):
+# Where Container.save moves the old state.json while it renames the new
+# one into place.
+ASIDE = ".state.json.old"
+
+
+def _read_state(path, aside, cid):
+    """state.json's bytes; while a save moves the old one aside, the old
+    one (then state.json again: the save may have finished meanwhile)."""
+    for p in (path, aside, path):
+        try:
+            return read_bytes(p)
+        except FileNotFoundError:
+            continue
+        except PermissionError:
+            raise denied(p) from None
+        except OSError as e:
+            raise OciError(f"{p}: {e.strerror.lower()}") from None
+    raise ContainerNotFound(cid)
+
+
+def replace_file(dirpath, name, data, aside=None):
     """dirpath/name replaced whole by data, through a temporary file: a
     full disk (blocks or inodes) or a read-only root is one clear error
-    naming the file, and leaves no temporary file."""
+    naming the file, and leaves no temporary file.  aside: a name to move
+    the old file to first (and remove after), so that the new one is not
+    renamed over it; readers look there while name is missing."""
     tmp = os.path.join(dirpath, f".{name}.tmp")
     path = os.path.join(dirpath, name)
+    moved = None
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
@@ -411,13 +438,29 @@ def replace_file(dirpath, name, data):
                 view = view[os.write(fd, view):]
         finally:
             os.close(fd)
+        if aside:
+            try:
+                os.rename(path, os.path.join(dirpath, aside))
+                moved = os.path.join(dirpath, aside)
+            except FileNotFoundError:
+                pass   # the first one
         os.rename(tmp, path)
     except OSError as e:
+        if moved:   # the old one back where it was
+            try:
+                os.rename(moved, path)
+            except OSError:
+                pass
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise OciError(f"write {path}: {os.strerror(e.errno).lower()}") from None
+    if moved:
+        try:
+            os.unlink(moved)
+        except OSError:
+            pass   # a reader may still find it: harmless, delete removes the directory
 
 
 def _freeze_files(cg):

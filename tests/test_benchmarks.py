@@ -14,7 +14,8 @@ from conftest import REPO, RUNTIME
 
 SCENARIOS = ["lifecycle", "run", "exec", "parallel", "memory"]
 ROWS = ["full cycle create→start→stopped→delete", "| create |", "| start |", "| state |", "| delete |",
-        "CPU of the full cycle", "run /bin/true", "exec /bin/true", "parallel workers", "create peak RSS"]
+        "CPU of the full cycle", "run /bin/true", "exec /bin/true", "| 2 parallel workers", "| 3 parallel workers",
+        "CPU per container, 2 workers", "CPU per container, 3 workers", "create peak RSS"]
 
 
 def cgroups_of(pid):
@@ -30,7 +31,7 @@ def test_benchmarks_run_one_sample_of_each_scenario(tmp_path):
         runtimes.append(("runc", runc))
     work = tmp_path / "work"
     out = tmp_path / "bench.json"
-    argv = [sys.executable, "-m", "benchmarks", "-n", "1", "--warmup", "0", "--rounds", "1",
+    argv = [sys.executable, "-m", "benchmarks", "-n", "1", "--warmup", "0", "--rounds", "1", "--workers", "2,3",
             "--json", str(out), "--workdir", str(work)]
     for name, path in runtimes:
         argv += ["--runtime", f"{name}={path}"]
@@ -61,8 +62,12 @@ def test_benchmarks_run_one_sample_of_each_scenario(tmp_path):
     doc = json.loads(out.read_text())
     for name, _ in runtimes:
         got = doc["samples"][name]
-        assert {s: len(got[s]) for s in SCENARIOS} == dict.fromkeys(SCENARIOS, 1), got
+        # one sample of each, the parallel one for each worker count
+        assert {s: len(got[s]) for s in SCENARIOS} == dict(dict.fromkeys(SCENARIOS, 1), parallel=2), got
         assert got["lifecycle"][0]["create_ms"] > 0 and got["memory"][0]["rss_mib"] > 1
+        assert [p["workers"] for p in got["parallel"]] == [2, 3]
+        assert all(p["cpu_ms"] > 0 and 0 <= p["idle"] <= 1 for p in got["parallel"]), got["parallel"]
+    assert "CPU idle during the parallel rounds" in stdout
     assert doc["failures"] == []
     assert doc["meta"]["runtimes"][0]["name"] == "ociruntime"
 
@@ -74,6 +79,7 @@ def test_benchmarks_run_one_sample_of_each_scenario(tmp_path):
 
 def test_benchmarks_bad_arguments_are_one_line():
     for args, what in ((["--runtime", "nope"], "NAME=PATH"), (["--scenarios", "lifecycle,bogus"], "bogus"),
+                       (["--workers", "2,x"], "--workers"), (["--workers", "0"], "at least 1"),
                        (["--runtime", "x=/nonexistent/rt"], "not executable")):
         r = subprocess.run([sys.executable, "-m", "benchmarks", *args], cwd=REPO, capture_output=True,
                            text=True, timeout=60)
