@@ -100,6 +100,13 @@ def peak_rss_kib(argv, workdir, timeout=60):
     return c, rss
 
 
+def idle_seconds():
+    """The machine's idle (and iowait) CPU time so far, summed over CPUs."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
+
+
 def reap():
     """Reap the containers' processes re-parented to us (the subreaper):
     waitpid(-1) only between measurements, never while a call runs."""

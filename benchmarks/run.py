@@ -49,7 +49,8 @@ def parse_args(argv):
                         "default: ociruntime (.venv's, else PATH's), runc, crun")
     p.add_argument("-n", "--iterations", type=int, default=30, help="samples per scenario and runtime")
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds before each scenario")
-    p.add_argument("--workers", type=int, default=2, help="concurrent `run`s in the parallel scenario")
+    p.add_argument("--workers", default="2,8", metavar="W[,W...]",
+                   help="concurrent `run`s in the parallel scenario: one round set per count (2,8)")
     p.add_argument("--rounds", type=int, default=3, help="rounds of the parallel scenario")
     p.add_argument("--scenarios", default=",".join(SCENARIOS),
                    help="comma-separated, from: " + ", ".join(SCENARIOS))
@@ -67,7 +68,11 @@ def parse_args(argv):
     bad = [s for s in o.scenarios if s not in SCENARIOS]
     if bad:
         p.error(f"--scenarios: unknown {', '.join(bad)}")
-    if min(o.iterations, o.workers, o.rounds) < 1 or o.warmup < 0:
+    try:
+        o.workers = [int(w) for w in o.workers.split(",")]
+    except ValueError:
+        p.error(f"--workers {o.workers!r}: expected counts like 2 or 2,8")
+    if min(o.iterations, *o.workers, o.rounds) < 1 or o.warmup < 0:
         p.error("-n, --workers and --rounds must be at least 1, --warmup at least 0")
     runtimes = []
     for spec in o.runtime or []:
@@ -118,7 +123,7 @@ def measure(o):
                     shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
     meta["loadavg_end"] = list(os.getloadavg())
     return {"meta": meta, "samples": bench.samples, "failures": bench.failures,
-            "summary": report.summarize(bench.samples)}
+            "summary": report.summarize(bench.samples, meta["options"])}
 
 
 def _terminate(signum, frame):

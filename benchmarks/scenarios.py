@@ -5,7 +5,8 @@ then B C A, ...), so that the machine's drift hits them alike:
              the whole cycle, each step, and the CPU of the calls
   run        `run` in the foreground (/bin/true)
   exec       `exec ID /bin/true` into a running `sleep 1000` container
-  parallel   W workers doing `run` at once: containers per second
+  parallel   W workers doing `run` at once (W = 2, then 8): containers per
+             second, CPU per container, and how idle the machine was
   memory     peak RSS of `create`
 
 Every container gets an id of its own and each runtime a state root of its
@@ -34,10 +35,11 @@ class Runtime:
 
 
 class Bench:
-    def __init__(self, runtimes, workdir, bundle_cfg, iterations=30, warmup=2, workers=2, rounds=3):
+    def __init__(self, runtimes, workdir, bundle_cfg, iterations=30, warmup=2, workers=(2, 8), rounds=3):
         self.runtimes = [Runtime(n, p, workdir) for n, p in runtimes]
         self.workdir = workdir
-        self.n, self.warmup, self.workers, self.rounds = iterations, warmup, workers, rounds
+        self.n, self.warmup, self.rounds = iterations, warmup, rounds
+        self.workers = [workers] if isinstance(workers, int) else list(workers)
         self.samples = {rt.name: {s: [] for s in SCENARIOS} for rt in self.runtimes}
         self.failures = []
         self._failed = set()
@@ -170,46 +172,55 @@ class Bench:
                     self.delete(rt, running[rt.name])
 
     def scenario_parallel(self):
-        """rounds × (W workers running `count` containers in all); each
-        round's rate is its containers over its wall time."""
-        count = max(self.workers, -(-self.n // self.rounds))
-        order = list(self.runtimes)
-        for _ in range(self.rounds):
-            for rt in order:
-                if (rt.name, "parallel") in self._failed:
-                    continue
-                try:
-                    self._record(rt, "parallel", self._parallel_round(rt, count))
-                except CallFailed as e:
-                    self._fail(rt, "parallel", e)
-                finally:
-                    harness.reap()
-            order = order[1:] + order[:1]
+        """For each worker count W: rounds × (W workers running `count`
+        containers in all); each round's rate is its containers over its
+        wall time.  Also the CPU each container took (its `run` and what
+        it reaped: the init, the process) and how idle the machine was:
+        a round that leaves no CPU idle is bound by CPU, not by waits."""
+        for workers in self.workers:
+            count = max(3 * workers, -(-self.n // self.rounds))
+            order = list(self.runtimes)
+            for _ in range(self.rounds):
+                for rt in order:
+                    if (rt.name, "parallel") in self._failed:
+                        continue
+                    try:
+                        self._record(rt, "parallel", self._parallel_round(rt, workers, count))
+                    except CallFailed as e:
+                        self._fail(rt, "parallel", e)
+                    finally:
+                        harness.reap()
+                order = order[1:] + order[:1]
 
-    def _parallel_round(self, rt, count):
+    def _parallel_round(self, rt, workers, count):
         ids = [self.new_id(rt) for _ in range(count)]
         todo = iter(ids)
-        errors, latencies = [], []
+        errors, latencies, cpu = [], [], []
 
         def worker():
             for cid in todo:   # next() on a shared iterator: one id each
                 try:
-                    latencies.append(self.call(rt, "run", "run", "--bundle", self.bundle, cid).wall_ms)
+                    c = self.call(rt, "run", "run", "--bundle", self.bundle, cid)
                 except CallFailed as e:
                     errors.append(e)
                     return
-        threads = [threading.Thread(target=worker) for _ in range(self.workers)]
+                latencies.append(c.wall_ms)
+                cpu.append(c.cpu_ms)
+        threads = [threading.Thread(target=worker) for _ in range(workers)]
+        idle0 = harness.idle_seconds()
         t0 = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         wall = time.perf_counter() - t0
+        idle = (harness.idle_seconds() - idle0) / (wall * (os.cpu_count() or 1))
         for cid in ids:
             self.delete(rt, cid)
         if errors:
             raise errors[0]
-        return {"rate": count / wall, "containers": count, "latency_ms": latencies}
+        return {"workers": workers, "rate": count / wall, "containers": count,
+                "latency_ms": latencies, "cpu_ms": sum(cpu) / len(cpu), "idle": max(0.0, idle)}
 
     def scenario_memory(self):
         def once(rt):

@@ -307,42 +307,49 @@ def cmd_delete(root, opts, pos):
 
 
 def cmd_list(root, opts, pos):
-    import json
-    from ociruntime.api import Container
+    # Each container's record is read and parsed once, and each owner's
+    # name looked up once: list's cost per container is its state file,
+    # its init's /proc/PID/stat, its freezer state and a stat.
+    from ociruntime.jsonlite import dumps
+    from ociruntime.state import Container
+    fmt = opts.get("format", "table")
+    if fmt not in ("table", "json"):
+        raise UsageError(f"--format: {fmt!r} is not table or json")
     states = []
-    for c in Container.list(root):
+    for cid in Container.ids(root):
         try:
-            states.append(c.state())
+            states.append(Container.load(root, cid).oci_state())
         except OciError:
             continue   # deleted meanwhile, or corrupt: `state ID` says which
-    fmt = opts.get("format", "table")
     if opts.get("quiet"):
         print("".join(s["id"] + "\n" for s in states), end="")
     elif fmt == "json":
-        print(json.dumps(states))
-    elif fmt == "table":
+        print(dumps(states))   # compact, as runc's
+    else:
+        names = {}
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
-        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], _owner(root, s["id"]))
+        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], _owner(root, s["id"], names))
                  for s in states]
         widths = [max(len(r[i]) for r in rows) for i in range(6)]
         for r in rows:
             print("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
-    else:
-        raise UsageError(f"--format: {fmt!r} is not table or json")
 
 
-def _owner(root, cid):
-    """The user who owns the container's state, as runc's list shows it."""
+def _owner(root, cid, names):
+    """The user who owns the container's state, as runc's list shows it;
+    names caches uid -> name (getpwuid reads /etc/passwd on every call)."""
     import os
-    import pwd
     try:
         uid = os.stat(os.path.join(root, cid)).st_uid
     except OSError:
         return "?"
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"#{uid}"
+    if uid not in names:
+        import pwd
+        try:
+            names[uid] = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            names[uid] = f"#{uid}"
+    return names[uid]
 
 
 def cmd_spec(root, opts, pos):

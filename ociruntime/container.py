@@ -40,21 +40,23 @@ def _now_rfc3339():
 
 def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
            preserve_fds=0, foreground=False, systemd_cgroup=False,
-           no_new_keyring=False, rootless=False):
+           no_new_keyring=False, rootless=False, subreaper=False):
     """Create the container; returns its Container once the init waits.
     foreground (run without -d): a terminal without --console-socket is
     proxied by the caller, which finds its end in c.console_ours.
+    subreaper (run without --no-subreaper): reap whatever the container
+    leaves to us (see _create).
     A config error names the spec section it breaks, as `validate` does."""
     try:
         return _create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
-                       foreground, systemd_cgroup, no_new_keyring, rootless)
+                       foreground, systemd_cgroup, no_new_keyring, rootless, subreaper)
     except ConfigError as e:
         from ociruntime import checks
         raise checks.annotate(e) from None
 
 
 def _create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds, foreground,
-            systemd_cgroup, no_new_keyring, rootless):
+            systemd_cgroup, no_new_keyring, rootless, subreaper=False):
     state.check_id(cid)
     if pid_file:
         pid_file = state.check_pid_file(pid_file)
@@ -82,6 +84,12 @@ def _create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
         from ociruntime import terminal
         terminal.check(proc.get("terminal"), console_socket, not foreground)
     preserve_fds += listen_fds(proc, preserve_fds)
+    if subreaper and (ns.joined or "pid" not in ns.new):
+        # The init is our child (CLONE_PARENT), and a pid namespace of its
+        # own reaps its orphans: only the init of an intermediate (a
+        # joined namespace) or orphans without a pid namespace come to
+        # us.  Otherwise the C core (cffi, ~1 ms) stays unloaded.
+        core.set_child_subreaper()
     log.mark("read+validate")
 
     cdir = state.make_container_dir(root, cid)
@@ -116,9 +124,16 @@ def _create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
             c.data["cgroups_created"] = cg.planned()
         c.save()
         c.save_cgroups()   # the same, apart: a damaged state.json strands nothing (salvage.py)
+        planned = c.data.get("cgroups_created")
         cg.create()
         c.data["cgroups_created"] = cg.created
-        c.save()
+        if cg.created != planned:
+            # A parent raced (made or removed by another create or delete
+            # meanwhile): record what was really made.  Otherwise the first
+            # write says it already, and a rewrite would be one more flush
+            # to disk on ext4 (a rename over a file), which parallel creates
+            # queue behind.
+            c.save()
         cg.apply_config(cfg, source)   # limits in place before the init joins
         log.mark("state dir+cgroups")
         try:
@@ -583,14 +598,12 @@ def run(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
         start(root, cid)
         log.mark("start")
         return 0
-    if not no_subreaper:   # the init may be a grandchild: make it ours
-        core.set_child_subreaper()
     watched = set(FORWARDED) | {signal.SIGCHLD}
     signal.pthread_sigmask(signal.SIG_BLOCK, watched)
     try:
         c = create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
                    foreground=True, systemd_cgroup=systemd_cgroup, no_new_keyring=no_new_keyring,
-                   rootless=rootless)
+                   rootless=rootless, subreaper=not no_subreaper)
         try:
             ours = getattr(c, "console_ours", None)
             if ours is not None:   # a terminal and no socket: we proxy it

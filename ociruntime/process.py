@@ -1,5 +1,4 @@
 """The container process: rlimits, user, capabilities, cwd, env, exec."""
-import os
 
 from ociruntime import capabilities
 from ociruntime.errors import ConfigError

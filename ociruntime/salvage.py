@@ -72,7 +72,7 @@ def _poststop(cid, records):
 def _records(cdir):
     """The state data of each record that parses as an object, best first."""
     out = []
-    for name in ("state.json", "fast", "cgroups.json"):
+    for name in ("state.json", state.ASIDE, "fast", "cgroups.json"):
         try:
             with open(os.path.join(cdir, name), "rb") as f:
                 raw = f.read()

@@ -1,6 +1,8 @@
 """The state directory: one directory per container under --root.
 
-<root>/<id>/state.json   what we know (written atomically: temp + rename)
+<root>/<id>/state.json   what we know (written atomically: temp + rename;
+                         replaced by moving the old one aside first, see
+                         Container.save)
 <root>/<id>/exec.fifo    exists from create until start (the init blocks
                          reading it; `start` writes one byte)
 <root>/<id>/fast         what the C front end (csrc/frontend.c) needs to
@@ -90,11 +92,24 @@ def write_pid_file(path, pid):
         raise OciError(f"--pid-file {path}: {os.strerror(e.errno).lower()}") from None
 
 
+def read_bytes(path):
+    """A small file whole: open, read to the end, close.  (open() adds a
+    stat, an ioctl and two seeks to each file: `list` reads three per
+    container.)"""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def proc_stat(pid):
     """(state letter, start time) of a process, or None if it is gone."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        data = read_bytes(f"/proc/{pid}/stat")
     except OSError:
         return None
     rest = data[data.rindex(b")") + 2:].split()
@@ -235,15 +250,7 @@ class Container:
     def load(cls, root, cid):
         check_id(cid)
         path = os.path.join(root, cid, "state.json")
-        try:
-            with open(path, "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
-            raise ContainerNotFound(cid) from None
-        except PermissionError:
-            raise denied(path) from None
-        except OSError as e:
-            raise OciError(f"{path}: {e.strerror.lower()}") from None
+        raw = _read_state(path, os.path.join(root, cid, ASIDE), cid)
         try:
             data = jsonlite.loads(raw)
             if not isinstance(data, dict) or data.get("id") != cid:
@@ -293,20 +300,20 @@ class Container:
         freezer, freeze2 = _freeze_files(self.data.get("cgroups") or {})
         try:
             for p in freezer:
-                with open(p) as f:
-                    return f.read().strip() in ("FROZEN", "FREEZING")
+                return read_bytes(p).strip() in (b"FROZEN", b"FREEZING")
             for p in freeze2:
                 if os.path.exists(p):
-                    with open(p) as f:
-                        return f.read().strip() == "1"
+                    return read_bytes(p).strip() == b"1"
         except OSError:
             return False
         return False
 
-    def oci_state(self):
-        """The state of runtime.md, with runc's extras (rootfs, created)."""
+    def oci_state(self, status=None):
+        """The state of runtime.md, with runc's extras (rootfs, created);
+        status: the one to show, instead of reading it from the process."""
         d = self.data
-        status = self.status()
+        if status is None:
+            status = self.status()
         out = {
             "ociVersion": SPEC_VERSION,
             "id": self.id,
@@ -324,8 +331,15 @@ class Container:
     # -- changes ---------------------------------------------------------
     def save(self):
         # 0600: it holds the process's environment (exec's defaults).
+        # Never a rename over the old state.json: ext4 flushes the new file
+        # to disk then (auto_da_alloc), and delete's unlink of a file with
+        # blocks on disk waits for their discard (a `discard` mount): disk
+        # I/O on create's and delete's path that parallel containers queue
+        # behind.  The old one is moved aside, the new one renamed into the
+        # free name, the old one removed; a reader in between finds the
+        # old one aside (_read_state).
         self.saved = jsonlite.dumps(self.data).encode()
-        replace_file(self.dir, "state.json", self.saved)
+        replace_file(self.dir, "state.json", self.saved, aside=ASIDE)
 
     def save_cgroups(self):
         """What delete needs to find the container's cgroups, kept apart
@@ -378,7 +392,7 @@ def write_fast(c):
     if any("\n" in p for _, p in paths):
         return
     lines += [b"%s %s\n" % (k, os.fsencode(p)) for k, p in paths]
-    text = dumps_pretty(dict(c.oci_state(), pid=0, status="")) + "\n"
+    text = dumps_pretty(dict(c.oci_state(status=""), pid=0)) + "\n"
     i = text.index('"pid": 0,') + len('"pid": ')
     j = text.index('"status": ""', i) + len('"status": "')
     blobs = [(b"head", text[:i].encode()), (b"mid", text[i + 1:j].encode()),
@@ -387,12 +401,35 @@ def write_fast(c):
     replace_file(c.dir, "fast", b"".join(lines))
 
 
-def replace_file(dirpath, name, data):
+# Where Container.save moves the old state.json while it renames the new
+# one into place.
+ASIDE = ".state.json.old"
+
+
+def _read_state(path, aside, cid):
+    """state.json's bytes; while a save moves the old one aside, the old
+    one (then state.json again: the save may have finished meanwhile)."""
+    for p in (path, aside, path):
+        try:
+            return read_bytes(p)
+        except FileNotFoundError:
+            continue
+        except PermissionError:
+            raise denied(p) from None
+        except OSError as e:
+            raise OciError(f"{p}: {e.strerror.lower()}") from None
+    raise ContainerNotFound(cid)
+
+
+def replace_file(dirpath, name, data, aside=None):
     """dirpath/name replaced whole by data, through a temporary file: a
     full disk (blocks or inodes) or a read-only root is one clear error
-    naming the file, and leaves no temporary file."""
+    naming the file, and leaves no temporary file.  aside: a name to move
+    the old file to first (and remove after), so that the new one is not
+    renamed over it; readers look there while name is missing."""
     tmp = os.path.join(dirpath, f".{name}.tmp")
     path = os.path.join(dirpath, name)
+    moved = None
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
@@ -401,13 +438,29 @@ def replace_file(dirpath, name, data):
                 view = view[os.write(fd, view):]
         finally:
             os.close(fd)
+        if aside:
+            try:
+                os.rename(path, os.path.join(dirpath, aside))
+                moved = os.path.join(dirpath, aside)
+            except FileNotFoundError:
+                pass   # the first one
         os.rename(tmp, path)
     except OSError as e:
+        if moved:   # the old one back where it was
+            try:
+                os.rename(moved, path)
+            except OSError:
+                pass
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise OciError(f"write {path}: {os.strerror(e.errno).lower()}") from None
+    if moved:
+        try:
+            os.unlink(moved)
+        except OSError:
+            pass   # a reader may still find it: harmless, delete removes the directory
 
 
 def _freeze_files(cg):

@@ -631,6 +631,16 @@ def _subtree(top):
 def _remove_subtree(top):
     """rmdir top and the cgroups under it, deepest first; OSError (EBUSY
     while processes are in one) for the caller to handle."""
+    try:
+        # Most often a leaf with no child cgroup: one rmdir, without
+        # listing a directory full of the controllers' files.
+        os.rmdir(top)
+        return
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        if e.errno != 16:   # EBUSY: child cgroups (or processes) in it
+            raise
     for d in _subtree(top):
         try:
             os.rmdir(d)
