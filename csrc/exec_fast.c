@@ -921,12 +921,12 @@ int cmd_exec(const char *root, int argc, char **argv)
     r.ours[0] = up[0], r.ours[1] = down[1];
     if ((r.theirs[0] = above(down[0], r.first_free)) < 0 || (r.theirs[1] = above(up[1], r.first_free)) < 0)
         run_python();
+    if (p.terminal && (r.console_fd = connect_console(o.console_socket, r.first_free)) < 0)
+        run_python();   /* nothing reached the socket: Python says why */
     struct plan b = {0};
     encode(&b, &t, &r, &p, home);
     if (b.bad)
         run_python();
-    if (p.terminal && (r.console_fd = connect_console(o.console_socket, r.first_free)) < 0)
-        run_python();   /* nothing reached the socket: Python says why */
 
     sigset_t watched, old;
     int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD};
