@@ -82,7 +82,8 @@ static int get_uint(json_object *o, uint64_t max, uint64_t *out)
     if (s < 0)
         return -1;
     uint64_t u = s == INT64_MAX ? json_object_get_uint64(o) : (uint64_t)s;
-    if (u > max)
+    /* json-c clamps what overflows to UINT64_MAX: that one is Python's */
+    if (u > max || u == UINT64_MAX)
         return -1;
     *out = u;
     return 0;
