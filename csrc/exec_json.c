@@ -156,8 +156,8 @@ static int get_user(json_object *o, struct exec_proc *p)
                     return -1;
                 p->gids[p->ngids++] = (uint32_t)v;
             }
-        } else {
-            return -1;   /* username (Windows), or unknown */
+        } else if (strcmp(key, "username") || !json_object_is_type(val, json_type_string)) {
+            return -1;   /* unknown; a username (Windows) Python ignores too */
         }
     }
     return 0;
@@ -232,8 +232,13 @@ static int get_process(json_object *o, const struct cap_table *t, struct exec_pr
             r = json_object_is_type(val, json_type_int) && v >= -1000 && v <= 1000 ? 0 : -1;
             p->oom = (int)v;
             p->has_oom = 1;
+        } else if (!strcmp(key, "commandLine")) {
+            r = json_object_is_type(val, json_type_string) ? 0 : -1;   /* Windows': ignored */
+        } else if (!strcmp(key, "apparmorProfile") || !strcmp(key, "selinuxLabel")) {
+            /* none (engines send ""): a label is Python's to check and apply */
+            r = json_object_is_type(val, json_type_string) && !*json_object_get_string(val) ? 0 : -1;
         } else {
-            r = -1;   /* apparmorProfile, selinuxLabel, scheduler, ...: Python's */
+            r = -1;   /* scheduler, ioPriority, execCPUAffinity, unknown: Python's */
         }
         if (r < 0)
             return -1;

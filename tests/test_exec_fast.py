@@ -275,6 +275,8 @@ SEEDS = [
                  {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}],
      "noNewPrivileges": True, "oomScoreAdj": -5, "consoleSize": {"height": 24, "width": 80}},
     {"args": ["x"], "cwd": "/", "terminal": True, "consoleSize": {"height": 0, "width": 4294967296}},
+    {"args": ["x"], "cwd": "/", "apparmorProfile": "", "selinuxLabel": "", "commandLine": "x",
+     "user": {"username": "u"}},   # what engines send, and Python ignores
 ]
 VALUES = [-1, 0, 1, 7, 1000, 1001, -1000, -1001, 2**31, 2**32 - 1, 2**32, 2**63 - 1, 2**63, 2**64 - 1,
           2**64, 1.0, 0.5, -0.0, "", "x", "/", "/tmp", "rel", "A=1", None, True, False, [], {}, ["a"], [1],
