@@ -544,9 +544,11 @@ static int connect_console(const char *path, int min)
     return above(fd, min);
 }
 
+static int cached_bpf(int dfd, struct plan *b);
+
 /* execute.exec_process's plan, step for step. */
 static void encode(struct plan *b, const struct tmpl *t, const struct run *r, struct exec_proc *p,
-                   const char *home)
+                   const char *home, int dfd)
 {
     int n_ns = r->n_ns, early = 0;
     if (n_ns) {
@@ -636,7 +638,8 @@ static void encode(struct plan *b, const struct tmpl *t, const struct run *r, st
     step(b, OP_CLOSE_FDS, 1);
     arg_int(b, r->first_free);
     if (t->seccomp.p) {
-        put(b, t->seccomp.p, t->seccomp.len);
+        if (cached_bpf(dfd, b) < 0)
+            put(b, t->seccomp.p, t->seccomp.len);
         /* Filter.load_early */
         early = !p->nnp && !(p->caps[1] & (1ULL << 21));   /* CAP_SYS_ADMIN */
         if (early) {
@@ -700,39 +703,34 @@ static int send_msg(int fd, int type, int64_t value)
     return write(fd, &m, sizeof m) == (ssize_t)sizeof m ? 0 : -1;
 }
 
-/* core.spawn: start ociruntime-init from the memfd with the plan; the
- * pid of its first child, or -1. */
-static pid_t spawn(const struct tmpl *t, struct run *r, const struct plan *b,
-                   const char *root, const char *id)
+/* core.spawn: start ociruntime-init from the memfd with the plan b, its
+ * sync ends theirs, and the fds keep (which the plan names) with their
+ * numbers; the pid of its first child, or -1. */
+static pid_t spawn(const char *init, const int *keep, int nkeep, const int theirs[2],
+                   int first_free, const struct plan *b, const char *root, const char *id)
 {
-    int exe = exe_copy(t->init), plan[2] = {-1, -1}, report[2] = {-1, -1};
+    int exe = exe_copy(init), plan[2] = {-1, -1}, report[2] = {-1, -1};
     if (exe < 0 || pipe2(plan, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0)
         return -1;
     char a[5][16];
-    int nums[5] = {plan[0], r->theirs[0], r->theirs[1], report[1], exe};
+    int nums[5] = {plan[0], theirs[0], theirs[1], report[1], exe};
     for (int i = 0; i < 5; i++)
         snprintf(a[i], sizeof a[i], "%d", nums[i]);
-    char *argv[] = {(char *)t->init, a[0], a[1], a[2], a[3], a[4], "/", (char *)root, (char *)id, NULL};
+    char *argv[] = {(char *)init, a[0], a[1], a[2], a[3], a[4], "/", (char *)root, (char *)id, NULL};
     char *envp[] = {NULL};
     char exe_path[32];
     snprintf(exe_path, sizeof exe_path, "/proc/self/fd/%d", exe);
     pid_t helper = fork();
     if (helper == 0) {
-        /* The fds the init gets keep their numbers: the four, the memfd,
-         * what the plan names, the caller's preserved fds. */
-        int keep[5 + MAX_NS + MAX_PATHS + 2], n = 0;
+        /* What the init gets keeps its number: the four, the memfd, the
+         * fds the plan names, the caller's preserved fds. */
         for (int i = 0; i < 5; i++)
-            keep[n++] = nums[i];
-        for (int i = 0; i < r->n_ns; i++)
-            keep[n++] = r->ns_fd[i];
-        for (int i = 0; i < t->n_tasks; i++)
-            keep[n++] = r->tasks_fd[i];
-        keep[n++] = r->v2_fd;
-        keep[n++] = r->console_fd;
-        for (int i = 0; i < n; i++)
+            if (fcntl(nums[i], F_SETFD, 0) < 0)
+                _exit(127);
+        for (int i = 0; i < nkeep; i++)
             if (keep[i] >= 0 && fcntl(keep[i], F_SETFD, 0) < 0)
                 _exit(127);
-        for (int fd = 3; fd < r->first_free; fd++)
+        for (int fd = 3; fd < first_free; fd++)
             fcntl(fd, F_SETFD, 0);
         execve(exe_path, argv, envp);
         _exit(127);
@@ -759,6 +757,74 @@ static pid_t spawn(const struct tmpl *t, struct run *r, const struct plan *b,
     }
     close(report[0]);
     return first;
+}
+
+/* -- the seccomp filter, compiled once ------------------------------------ */
+
+#define BPF_CACHE "exec.bpf"
+#define BPF_MAX_INSNS 4096
+
+/* The cache is valid: the u64 load flags, then 1 to BPF_MAX_INSNS
+ * instructions of 8 bytes. */
+static int bpf_valid(size_t len)
+{
+    return len > 8 && (len - 8) % 8 == 0 && (len - 8) / 8 <= BPF_MAX_INSNS;
+}
+
+/* Compile the template's filter in a process of ours that joins nothing
+ * (ociruntime-init: libseccomp, as every exec did), and keep the BPF in
+ * the state directory for the execs after this one.  Any failure leaves
+ * no cache: this exec builds the filter in its own plan. */
+static void compile_bpf(const struct tmpl *t, int dfd, const char *root, const char *id)
+{
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, ".%s.%d.tmp", BPF_CACHE, (int)getpid());
+    int fd = above(openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600), 3);
+    int up[2] = {-1, -1}, down[2] = {-1, -1};
+    if (fd < 0)
+        return;
+    struct plan b = {0};
+    step(&b, OP_CLONE, 1);
+    arg_int(&b, 0);
+    put(&b, t->seccomp.p, t->seccomp.len);
+    step(&b, OP_SECCOMP_SAVE, 1);
+    arg_int(&b, fd);
+    int ok = 0, status;
+    if (!b.bad && pipe2(up, O_CLOEXEC) == 0 && pipe2(down, O_CLOEXEC) == 0) {
+        int theirs[2] = {down[0], up[1]};
+        pid_t pid = spawn(t->init, &fd, 1, theirs, 3, &b, root, id);
+        close(up[1]);
+        close(down[0]);
+        struct stat st;
+        ok = pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0
+             && fstat(fd, &st) == 0 && bpf_valid((size_t)st.st_size);
+        close(up[0]);
+        close(down[1]);
+    }
+    close(fd);
+    free(b.p);
+    if (!ok || renameat(dfd, tmp, dfd, BPF_CACHE) < 0)
+        unlinkat(dfd, tmp, 0);
+}
+
+/* The cached filter as an OP_SECCOMP_BPF step; 0, or -1 if there is none. */
+static int cached_bpf(int dfd, struct plan *b)
+{
+    size_t len;
+    char *buf = read_file_at(dfd, BPF_CACHE, &len);
+    if (!buf || !bpf_valid(len)) {
+        free(buf);
+        return -1;
+    }
+    size_t n = (len - 8) / 8;
+    step(b, OP_SECCOMP_BPF, (uint32_t)(1 + n));
+    for (size_t i = 0; i <= n; i++) {
+        int64_t v;
+        memcpy(&v, buf + 8 * i, 8);
+        arg_int(b, v);
+    }
+    free(buf);
+    return 0;
 }
 
 static void kill_reap(pid_t pid)
@@ -924,7 +990,9 @@ int cmd_exec(const char *root, int argc, char **argv)
     if (p.terminal && (r.console_fd = connect_console(o.console_socket, r.first_free)) < 0)
         run_python();   /* nothing reached the socket: Python says why */
     struct plan b = {0};
-    encode(&b, &t, &r, &p, home);
+    if (t.seccomp.p && faccessat(c.dfd, BPF_CACHE, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+        compile_bpf(&t, c.dfd, root, o.id);
+    encode(&b, &t, &r, &p, home, c.dfd);
     if (b.bad)
         run_python();
 
@@ -934,7 +1002,14 @@ int cmd_exec(const char *root, int argc, char **argv)
     for (size_t i = 0; i < sizeof fwd / sizeof *fwd; i++)
         sigaddset(&watched, fwd[i]);
     sigprocmask(SIG_BLOCK, o.detach ? NULL : &watched, &old);
-    pid_t first = spawn(&t, &r, &b, root, o.id);
+    int keep[MAX_NS + MAX_PATHS + 2], nkeep = 0;
+    for (int i = 0; i < r.n_ns; i++)
+        keep[nkeep++] = r.ns_fd[i];
+    for (int i = 0; i < t.n_tasks; i++)
+        keep[nkeep++] = r.tasks_fd[i];
+    keep[nkeep++] = r.v2_fd;
+    keep[nkeep++] = r.console_fd;
+    pid_t first = spawn(t.init, keep, nkeep, r.theirs, r.first_free, &b, root, o.id);
     /* Ours only now: the init's ends, the namespaces, cgroups, console. */
     close(r.theirs[0]);
     close(r.theirs[1]);

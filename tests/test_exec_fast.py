@@ -181,15 +181,27 @@ def test_process_json_in_c_as_in_python(oci, isolated):
 @pytest.mark.parametrize("nnp", [True, False])
 def test_seccomp_applies_to_exec_in_c(oci, isolated, nnp):
     """The container's filter, loaded after the identity change (no_new_privs)
-    or before it (without: seccomp(2) needs CAP_SYS_ADMIN then)."""
+    or before it (without: seccomp(2) needs CAP_SYS_ADMIN then).  The first
+    exec compiles it (in a process that joins nothing) into exec.bpf in the
+    state directory; the next ones load that; a damaged one is not used."""
     cfg = busybox_config(["sleep", "1000"])
     cfg["process"]["noNewPrivileges"] = nnp
     cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
-                               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}
+                               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                                             "errnoRet": 28}]}
     cid = running(oci, cfg)
-    r = same(oci, isolated, cid, "sh", "-c", "mkdir /tmp/x; echo $?; " + PROBE)
-    assert r.stdout.startswith("1\n") and "Seccomp:\t2" in r.stdout and "Permission denied" in r.stderr or \
-        "Operation not permitted" in r.stderr, r.stdout + r.stderr
+    cache = os.path.join(oci.root, cid, "exec.bpf")
+    assert not os.path.exists(cache)
+    for damage in (None, None, b"\0" * 7, b"\0" * 8):
+        if damage is not None:
+            with open(cache, "wb") as f:
+                f.write(damage)
+        r = same(oci, isolated, cid, "sh", "-c", "mkdir /tmp/x; echo $?; " + PROBE)
+        assert r.stdout.startswith("1\n") and "Seccomp:\t2" in r.stdout, r.stdout
+        assert "No space left on device" in r.stderr   # errnoRet 28: this filter's
+        if damage is None:   # compiled by the first exec: flags, then instructions
+            assert os.path.getsize(cache) > 8 and os.path.getsize(cache) % 8 == 0
+    assert not [n for n in os.listdir(os.path.join(oci.root, cid)) if n.endswith(".tmp")]
 
 
 def test_home_from_the_image_passwd(oci, isolated):
