@@ -252,12 +252,27 @@ int exec_json_parse(const char *raw, size_t len, const struct cap_table *caps,
 {
     memset(p, 0, sizeof *p);
     p->umask = 022;
-    /* Only plain ASCII without escapes of code points: Python checks any
-     * other string (a NUL, a lone surrogate, UTF-16) and says where. */
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)raw[i] >= 0x80 || raw[i] == '\0'
-            || (raw[i] == '\\' && i + 1 < len && raw[i + 1] == 'u'))
+    /* Only ASCII: Python checks any other string (a NUL, a lone
+     * surrogate, UTF-16) and says where.  Go's encoder (every engine's)
+     * writes &, < and > as \u0026, \u003c, \u003e: an escape of ASCII
+     * other than NUL is let through. */
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)raw[i] >= 0x80 || raw[i] == '\0')
             return -1;
+        if (raw[i] == '\\' && i + 1 < len && raw[i + 1] == 'u') {
+            unsigned v = 0;
+            for (size_t k = i + 2; k < i + 6; k++) {
+                char h = k < len ? raw[k] : 'x';
+                int d = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                      : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+                if (d < 0)
+                    return -1;
+                v = v * 16 + (unsigned)d;
+            }
+            if (v == 0 || v >= 0x80)
+                return -1;
+        }
+    }
     struct json_tokener *tok = json_tokener_new();
     if (!tok)
         return -1;

@@ -299,7 +299,8 @@ KEYS = ["args", "env", "cwd", "terminal", "user", "uid", "gid", "umask", "additi
         "capabilities", "bounding", "effective", "ambient", "rlimits", "type", "soft", "hard",
         "noNewPrivileges", "oomScoreAdj", "consoleSize", "height", "width", "apparmorProfile",
         "scheduler", "username", "commandLine", "x"]
-SNIPPETS = [b"\\u0000", b"\\ud800", b"\xc3\xa9", b"\xff", b"\x00", b",", b"]", b"}", b"{", b"[", b'"',
+SNIPPETS = [b"\\u0000", b"\\ud800", b"\\u0026", b"\\u003c", b"\\u007f", b"\\u0080", b"\\u00e9",
+            b"\\u12", b"\xc3\xa9", b"\xff", b"\x00", b",", b"]", b"}", b"{", b"[", b'"',
             b"NaN", b"Infinity", b"1e3", b"-", b"//", b"/*", b"\t", b"\n", b"'", b"\\", b"true", b"null",
             b'"cwd":"/",', b'"args":["y"],', b'"cwd":"rel",']
 
@@ -400,10 +401,13 @@ def test_fuzz_process_json_parser(fuzz_target, tmp_path):
     and what it accepts it reads as Python does."""
     rng = random.Random(16)
     inputs = [json.dumps(s).encode() for s in SEEDS]
+    # Go's encoding (podman, containerd, docker): &, <, > escaped
+    inputs.append(b'{"args":["sh","-c","a \\u0026\\u0026 b \\u003c c \\u003e d"],"cwd":"/"}')
     inputs += [mutate(rng, rng.choice(SEEDS)) for _ in range(3000)]
     got = run_target(fuzz_target, inputs, tmp_path)
-    for seed, reading in zip(SEEDS, got):   # the plain cases stay in C
+    for seed, reading in zip(inputs[:len(SEEDS) + 1], got):   # the plain cases stay in C
         assert reading is not None, seed
+    assert got[len(SEEDS)]["args"][2] == "a && b < c > d"
     accepted = 0
     for raw, reading in zip(inputs, got):
         if reading is None:
