@@ -130,7 +130,20 @@ def _wait_report(path):
 VICTIM = ["/bin/victim", "/report/out", "wait"]
 
 
-@pytest.mark.parametrize("how", ["run", "create", "exec", "exec-p", "startContainer-hook"])
+def _front_end_alone(tmp_path):
+    """The C front end in a directory whose python3 only exits 99: an exec
+    it hands to Python fails there, so the attack below runs in C."""
+    from conftest import RUNTIME
+    d = tmp_path / "front"
+    d.mkdir()
+    shutil.copy(RUNTIME, d / "ociruntime")
+    (d / "python3").write_text("#!/bin/sh\necho fell back to python >&2\nexit 99\n")
+    os.chmod(d / "python3", 0o755)
+    return d / "ociruntime"
+
+
+@pytest.mark.parametrize("how", ["run", "create", "exec", "exec-p", "exec-c", "exec-p-c",
+                                 "startContainer-hook"])
 def test_container_cannot_overwrite_the_runtime_binary(oci, attacker, tmp_path, how):
     priv = PrivateRuntime(oci, tmp_path)
     report_dir = tmp_path / "report"
@@ -154,17 +167,24 @@ def test_container_cannot_overwrite_the_runtime_binary(oci, attacker, tmp_path, 
         # The waiting init, visible in the container as pid 1 (checked last).
         waiting_exe = os.readlink(f"/proc/{pid}/exe")
         priv.ok("start", cid)
+        proc = {"args": VICTIM, "cwd": "/", "user": {"uid": 0, "gid": 0},
+                "env": ["PATH=/bin"], "terminal": False}
+        (tmp_path / "process.json").write_text(json.dumps(proc))
         if how == "exec":
             r = priv.cmd("exec", cid, *VICTIM)
             assert r.returncode == 0, r.stderr
         elif how == "exec-p":
-            proc = {"args": VICTIM, "cwd": "/", "user": {"uid": 0, "gid": 0},
-                    "env": ["PATH=/bin"], "terminal": False}
-            (tmp_path / "process.json").write_text(json.dumps(proc))
             r = priv.cmd("exec", "-p", tmp_path / "process.json", cid)
             assert r.returncode == 0, r.stderr
+        elif how in ("exec-c", "exec-p-c"):
+            # The C front end (csrc/exec_fast.c) runs the init create
+            # used: the private copy's, from the exec template.
+            args = [cid, *VICTIM] if how == "exec-c" else ["-p", tmp_path / "process.json", cid]
+            r = subprocess.run([_front_end_alone(tmp_path), "--root", oci.root, "exec", *args],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
     lines = _wait_report(report)
-    if how in ("create", "exec", "exec-p", "startContainer-hook"):
+    if how != "run":
         priv.ok("delete", "--force", cid)
     changed = [p for p, h in priv.hashes().items() if priv.before.get(p) != h]
     assert not changed, f"the container rewrote {changed}: {lines}"
