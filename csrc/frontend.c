@@ -5,7 +5,8 @@
  * answers the four commands that only look at (or end) a container that
  * create has set up -- state, start, kill, delete -- from a file Python
  * wrote for it at the end of create (<root>/<id>/fast: see write_fast in
- * ociruntime/state.py), and hands everything else to Python:
+ * ociruntime/state.py), `exec` from the exec template beside it
+ * (exec_fast.c), and hands everything else to Python:
  * bin/ociruntime-py, run by the python3 beside this program (the
  * environment it was installed into) or else /usr/bin/python3.
  *
