@@ -26,6 +26,7 @@ import time
 import pytest
 
 from conftest import REPO, busybox_config
+from ocihelpers import front_end_alone
 
 pytestmark = pytest.mark.skipif(platform.machine() != "x86_64",
                                 reason="the attacker's ld.so is x86-64 code")
@@ -130,18 +131,6 @@ def _wait_report(path):
 VICTIM = ["/bin/victim", "/report/out", "wait"]
 
 
-def _front_end_alone(tmp_path):
-    """The C front end in a directory whose python3 only exits 99: an exec
-    it hands to Python fails there, so the attack below runs in C."""
-    from conftest import RUNTIME
-    d = tmp_path / "front"
-    d.mkdir()
-    shutil.copy(RUNTIME, d / "ociruntime")
-    (d / "python3").write_text("#!/bin/sh\necho fell back to python >&2\nexit 99\n")
-    os.chmod(d / "python3", 0o755)
-    return d / "ociruntime"
-
-
 @pytest.mark.parametrize("how", ["run", "create", "exec", "exec-p", "exec-c", "exec-p-c",
                                  "startContainer-hook"])
 def test_container_cannot_overwrite_the_runtime_binary(oci, attacker, tmp_path, how):
@@ -180,7 +169,8 @@ def test_container_cannot_overwrite_the_runtime_binary(oci, attacker, tmp_path, 
             # The C front end (csrc/exec_fast.c) runs the init create
             # used: the private copy's, from the exec template.
             args = [cid, *VICTIM] if how == "exec-c" else ["-p", tmp_path / "process.json", cid]
-            r = subprocess.run([_front_end_alone(tmp_path), "--root", oci.root, "exec", *args],
+            # (front_end_alone: a python3 that only fails, so it ran in C)
+            r = subprocess.run([front_end_alone(tmp_path / "front"), "--root", oci.root, "exec", *args],
                                capture_output=True, text=True, timeout=60)
             assert r.returncode == 0, r.stderr
     lines = _wait_report(report)

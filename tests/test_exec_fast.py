@@ -16,10 +16,9 @@ import subprocess
 
 import pytest
 
-from conftest import RUNTIME, busybox_config
-from ocihelpers import wait_for, wait_gone
+from conftest import busybox_config
+from ocihelpers import FELL_BACK, front_end_alone, wait_for, wait_gone
 
-FELL_BACK = 99
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 NO_FAST = dict(os.environ, OCIRUNTIME_NO_FAST="1")
@@ -34,17 +33,12 @@ PROBE = ("id; grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status; cat /proc/s
 
 @pytest.fixture
 def isolated(oci):
-    d = oci.tmp / "front"
-    d.mkdir()
-    shutil.copy(RUNTIME, d / "ociruntime")
-    (d / "python3").write_text("#!/bin/sh\necho fell back to python: \"$@\" >&2\nexit 99\n")
-    os.chmod(d / "python3", 0o755)
+    front = front_end_alone(oci.tmp / "front")
 
     def run(*args, **kw):
         kw.setdefault("capture_output", True)
         kw.setdefault("text", True)
-        return subprocess.run([str(d / "ociruntime"), "--root", oci.root, *map(str, args)],
-                              timeout=60, **kw)
+        return subprocess.run([str(front), "--root", oci.root, *map(str, args)], timeout=60, **kw)
     return run
 
 
