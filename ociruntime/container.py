@@ -148,6 +148,8 @@ def _create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
         c.save()
         if pid_file:
             state.write_pid_file(pid_file, pid)
+        from ociruntime import exec_template
+        exec_template.write(c, cg)   # what the front end's exec needs
         state.write_fast(c)   # last: the C front end may answer from now on
         log.mark("ready: state saved")
         return c
