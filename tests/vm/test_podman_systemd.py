@@ -10,6 +10,7 @@ systemd cgroup manager."""
 import os
 import re
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -95,31 +96,73 @@ def test_limits_in_the_scope_properties_and_files(pm):
     assert inside.splitlines() == list(LIMIT_FILES.values())
 
 
+# podman flags whose unit properties and files are compared with runc's.
+FLAG_SETS = {
+    "limits": LIMITS,
+    "unlimited": ("--pids-limit", "-1", "--memory", "64m", "--memory-swap", "-1"),
+    "more": ("--cpu-shares", "512", "--cpuset-cpus", "0", "--memory-reservation", "8m",
+             "--memory-swap", "128m", "--memory", "64m"),
+    "cgroup-conf": ("--cgroup-conf", "memory.high=50331648", "--cgroup-conf", "pids.max=77"),
+}
+COMPARED_FILES = ("memory.max", "memory.low", "memory.high", "memory.swap.max", "cpu.max",
+                  "cpu.weight", "pids.max", "io.weight", "cpuset.cpus")
+
+
+def unit_and_files(pm, flags, made):
+    name, cid, unit, d = started(pm, *flags)
+    made.append((pm, name, cid))
+    props = unit_props(unit, *COMPARED)
+    props["DeviceAllow"] = sorted(props["DeviceAllow"].replace("char-136 ", "char-pts ")
+                                  .split("; "))
+    files = {f: read(f"{d}/{f}") for f in COMPARED_FILES if os.path.exists(f"{d}/{f}")}
+    return props, files
+
+
 @pytest.mark.skipif(not HAVE_RUNC, reason="runc is not installed")
-def test_scope_same_as_runcs(vm_podman):
+@pytest.mark.parametrize("flags", FLAG_SETS.values(), ids=FLAG_SETS.keys())
+def test_scope_same_as_runcs(vm_podman, flags):
     """The same podman run with --runtime runc: the same unit properties
     and cgroup files (runc 1.1.5 is what podman users had before)."""
     seen = {}
-    names = []
+    made = []
     try:
         for rt in ("ociruntime", "runc"):
             pm = vm_podman.using(rt)
-            name, cid, unit, d = started(pm, *LIMITS)
-            names.append((pm, name, cid))
-            props = unit_props(unit, *COMPARED)
-            props["DeviceAllow"] = sorted(props["DeviceAllow"].replace("char-136 ", "char-pts ")
-                                          .split("; "))
-            files = {f: read(f"{d}/{f}") for f in ("memory.max", "memory.low", "memory.high",
-                                                   "memory.swap.max", "cpu.max", "cpu.weight",
-                                                   "pids.max", "io.weight", "cpuset.cpus")
-                     if os.path.exists(f"{d}/{f}")}
-            seen[rt] = (props, files)
+            seen[rt] = unit_and_files(pm, flags, made)
         assert seen["ociruntime"] == seen["runc"]
     finally:
-        for pm, name, _ in names:
+        for pm, name, _ in made:
             pm.cmd("rm", "-f", "-t", "0", name)
-    left = leftovers([cid for _, _, cid in names])
+    left = leftovers([cid for _, _, cid in made])
     assert not left, f"left behind: {left}"
+
+
+def test_update_through_the_scope(pm):
+    """podman update (4.3 has no --pids-limit there): the runtime's
+    update, through SetUnitProperties; the files agree."""
+    name, cid, unit, d = started(pm, *LIMITS)
+    pm.ok("update", "--memory", "96m", "--memory-reservation", "8m", "--cpus", "0.25", name)
+    want = {"MemoryMax": str(96 << 20), "MemoryLow": str(8 << 20), "TasksMax": "42",
+            "CPUQuotaPerSecUSec": "250ms"}
+    assert unit_props(unit, *want) == want
+    assert (read(f"{d}/memory.max"), read(f"{d}/memory.low"), read(f"{d}/pids.max"),
+            read(f"{d}/cpu.max")) == (str(96 << 20), str(8 << 20), "42", "25000 100000")
+
+
+def test_cgroup_parent_slice(pm):
+    """--cgroup-parent NAME.slice: the scope in that slice, which systemd
+    makes (with its parents) and the runtime leaves to systemd."""
+    stem = f"ocivm{uuid.uuid4().hex[:6]}"
+    slc = f"{stem}-p.slice"
+    try:
+        name, cid, unit, d = started(pm, "--cgroup-parent", slc)
+        p = unit_props(unit, "Slice", "ControlGroup")
+        assert p == {"Slice": slc, "ControlGroup": f"/{stem}.slice/{slc}/{unit}"}
+        assert unit_props(slc, "ActiveState")["ActiveState"] == "active"
+        pm.ok("rm", "-f", "-t", "0", name)
+        assert leftovers([cid]) == []
+    finally:
+        systemctl("stop", f"{slc}", f"{stem}.slice")
 
 
 def test_exec_joins_the_scope(pm):
