@@ -10,7 +10,9 @@ One manager for the three kinds of host, told apart by probing
 The container gets a directory in every hierarchy the runtime is in (like
 runc), at linux.cgroupsPath: absolute from each hierarchy's root, relative
 under the runtime's own cgroup, or by default a directory named after the
-container id under the runtime's own cgroup.
+container id under the runtime's own cgroup.  On a pure cgroup v2 host a
+relative or default path is beside the runtime's own cgroup (under its
+parent), as runc's fs2 manager does.
 
 Each controller is served where the host has it: the v1 hierarchy that
 carries it, else the cgroup2 hierarchy if cgroup.controllers lists it
@@ -208,17 +210,24 @@ class Manager:
             from ociruntime.cgroups import systemd as sd
             return sd.manager_for(cgroups_path, cid)
         hierarchies = hierarchies or host_hierarchies()
+        layout = Layout.probe(hierarchies)
         paths = {}
-        for _name, _fstype, _key, mnt, root, own in hierarchies:
+        for _name, fstype, _key, mnt, root, own in hierarchies:
             if cgroups_path and cgroups_path.startswith("/"):
                 rel = cgroups_path
             else:
                 base = own[len(root):] if root != "/" and own.startswith(root) else own
+                if layout.mode == "v2" and fstype == CGROUP2:
+                    # As runc's fs2: beside our own cgroup, not below it.
+                    # Ours has processes (a shell's scope, rootless
+                    # podman's), and v2 enables no controller below such
+                    # a cgroup: a limit could never be applied there.
+                    base = os.path.dirname(base.rstrip("/")) or "/"
                 rel = os.path.join(base, cgroups_path or cid)
             paths[mnt] = os.path.normpath(mnt + "/" + rel.lstrip("/"))
             if paths[mnt] == mnt.rstrip("/") or not (paths[mnt] + "/").startswith(mnt.rstrip("/") + "/"):
                 raise OciError(f"linux.cgroupsPath {cgroups_path!r} leaves the cgroup hierarchy")
-        return cls(paths, layout=Layout.probe(hierarchies))
+        return cls(paths, layout=layout)
 
     def drop_unwritable(self):
         """Rootless: keep only the hierarchies where we may make the
