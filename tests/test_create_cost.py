@@ -135,3 +135,26 @@ def test_no_set_up_round_trip_when_the_runtime_has_nothing_to_do(oci):
     with open(f"/proc/{pid}/oom_score_adj") as f:
         assert f.read().strip() == "123"
     oci.ok("delete", "--force", cid)
+
+
+@needs_strace
+def test_run_removes_its_cgroups_without_listing_them(oci):
+    """`run` ends with delete: each of the container's cgroup directories
+    is removed with one rmdir when nothing is under it, not listed first
+    (a cgroupfs directory lists every control file).  A container whose
+    processes made child cgroups is still removed whole (fallback:
+    deepest first, tests/test_cgroups_real.py)."""
+    b = oci.bundle(args=["true"])
+    cid = oci.new_id()
+    out = oci.tmp / "strace-run.txt"
+    r = subprocess.run(["strace", "-o", str(out), "-s", "256", "-e", "trace=openat,rmdir",
+                        RUNTIME, "--root", oci.root, "run", "-b", str(b), cid],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = out.read_text().splitlines()
+    listed = [l for l in lines if l.startswith("openat") and "O_DIRECTORY" in l
+              and "O_PATH" not in l   # CLONE_INTO_CGROUP's fd: not a listing
+              and f"/{cid}" in l and "/sys/fs/cgroup" in l]
+    assert not listed, listed
+    removed = [l for l in lines if l.startswith("rmdir") and "/sys/fs/cgroup" in l and l.endswith("= 0")]
+    assert removed, lines[-20:]

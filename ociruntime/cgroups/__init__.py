@@ -646,7 +646,16 @@ def _subtree(top):
 
 def _remove_subtree(top):
     """rmdir top and the cgroups under it, deepest first; OSError (EBUSY
-    while processes are in one) for the caller to handle."""
+    while processes are in one) for the caller to handle.  Usually nothing
+    is under it: one rmdir, without listing the control files first."""
+    try:
+        os.rmdir(top)
+        return
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        if e.errno != 16:   # EBUSY: child cgroups (or processes) in it
+            raise
     for d in _subtree(top):
         try:
             os.rmdir(d)
