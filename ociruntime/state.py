@@ -347,13 +347,19 @@ class Container:
         made."""
         record = {k: self.data[k] for k in RECORD if k in self.data}
         # Once, into a new directory: no temp file and rename (a torn
-        # write is only one more record salvage.py skips).
-        fd = os.open(os.path.join(self.dir, "cgroups.json"),
-                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        # write is only one more record salvage.py skips).  The first file
+        # create writes: a full or read-only --root fails here, named.
+        path = os.path.join(self.dir, "cgroups.json")
         try:
-            os.write(fd, jsonlite.dumps(record).encode())
-        finally:
-            os.close(fd)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                view = memoryview(jsonlite.dumps(record).encode())
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise OciError(f"write {path}: {os.strerror(e.errno).lower()}") from None
 
 
 # What cgroups.json repeats of state.json.

@@ -157,20 +157,31 @@ def read_text(path):
 def write_file(path, value, field=None):
     """Write a cgroup file the way the kernel wants it (one write, no
     O_CREAT: a file the kernel does not have is an error, not created)."""
+    fd = open_file(path, field)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        write_value(fd, path, value, field)
+    finally:
+        os.close(fd)
+
+
+def open_file(path, field=None):
+    """A cgroup file open for writing; each write(2) to it is one value
+    to the kernel (devices.allow takes one rule per write)."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     except FileNotFoundError:
         what = f"{field}: " if field else ""
         raise OciError(f"{what}{path}: this host's kernel has no such cgroup file") from None
     except OSError as e:
         raise OciError(f"{field + ': ' if field else ''}open {path}: {_strerror(e)}") from None
+
+
+def write_value(fd, path, value, field=None):
     try:
         os.write(fd, str(value).encode())
     except OSError as e:
         what = f"{field}: " if field else ""
         raise OciError(f"{what}write {str(value)!r} to {path}: {_strerror(e)}") from None
-    finally:
-        os.close(fd)
 
 
 def _strerror(e):
@@ -414,6 +425,11 @@ class Manager:
             raise OciError(f"open cgroup {path}: {_strerror(e)}") from None
         return tasks, v2_fd
 
+    def init_joins_alone(self):
+        """Whether the init joins every cgroup itself (open_for_init's
+        fds): join() would have nothing left to do."""
+        return all(mnt in self._joined_by_init for mnt in self.paths)
+
     def join(self, pid):
         for mnt, path in self.paths.items():
             if mnt in self._joined_by_init:
@@ -639,10 +655,9 @@ def _subtree(top):
 
 def _remove_subtree(top):
     """rmdir top and the cgroups under it, deepest first; OSError (EBUSY
-    while processes are in one) for the caller to handle."""
+    while processes are in one) for the caller to handle.  Usually nothing
+    is under it: one rmdir, without listing the control files first."""
     try:
-        # Most often a leaf with no child cgroup: one rmdir, without
-        # listing a directory full of the controllers' files.
         os.rmdir(top)
         return
     except FileNotFoundError:
