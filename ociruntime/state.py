@@ -244,6 +244,7 @@ class Container:
     def __init__(self, root, cid, data):
         self.root, self.id, self.data = root, cid, data
         self.dir = os.path.join(root, cid)
+        self.on_disk = False   # a state.json of it exists (loaded or saved)
 
     # -- lookup ----------------------------------------------------------
     @classmethod
@@ -260,7 +261,9 @@ class Container:
                 raise ValueError(why)
         except ValueError as e:
             raise CorruptState(f"{path}: corrupt state ({e}); `delete --force {cid}` removes it") from None
-        return cls(root, cid, data)
+        c = cls(root, cid, data)
+        c.on_disk = True
+        return c
 
     @classmethod
     def ids(cls, root):
@@ -339,7 +342,9 @@ class Container:
         # free name, the old one removed; a reader in between finds the
         # old one aside (_read_state).
         self.saved = jsonlite.dumps(self.data).encode()
-        replace_file(self.dir, "state.json", self.saved, aside=ASIDE)
+        # (create's first save has nothing to move aside.)
+        replace_file(self.dir, "state.json", self.saved, aside=ASIDE if self.on_disk else None)
+        self.on_disk = True
 
     def save_cgroups(self):
         """What delete needs to find the container's cgroups, kept apart
