@@ -2,8 +2,9 @@
 two small C executables (csrc/build_exe.py):
 
   bin/ociruntime      the command: a C front end that answers state, start,
-                      kill and delete itself when the container allows it
-                      and runs the Python CLI (bin/ociruntime-py) otherwise
+                      kill, delete and exec itself when the container allows
+                      it and runs the Python CLI (bin/ociruntime-py)
+                      otherwise (links libjson-c for exec's process.json)
   ociruntime/ociruntime-init
                       the container init (csrc/spawn.c): create and exec
                       start it with the plan, and it clones the init

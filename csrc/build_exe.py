@@ -13,6 +13,9 @@ from setuptools.command.install_scripts import install_scripts
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 FRONT_END = "build/native/ociruntime"   # relative to setup.py
+# The front end: state/start/kill/delete (frontend.c), exec (exec_fast.c),
+# its process.json parsed with json-c (exec_json.c).
+FRONT_END_SOURCES = ["frontend.c", "exec_fast.c", "exec_json.c"]
 CFLAGS = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"]
 
 # name -> (sources in csrc/, libraries); built into the package directory.
@@ -30,7 +33,8 @@ class BuildExt(build_ext):
 
     def run(self):
         super().run()
-        self._executable([os.path.join(HERE, "frontend.c")], [], os.path.join(ROOT, FRONT_END))
+        self._executable([os.path.join(HERE, s) for s in FRONT_END_SOURCES], ["json-c"],
+                         os.path.join(ROOT, FRONT_END))
         pkg_dir = os.path.dirname(self.get_ext_fullpath("ociruntime._core"))
         for name, (sources, libraries) in PACKAGE_EXES.items():
             # Stripped (-s): the runtime copies it into a sealed memfd for

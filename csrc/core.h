@@ -83,6 +83,10 @@ enum oci_op {
     OP_OPEN_SOURCE,        /* source: leading the plan, a bind's source that ociruntime-init
                               opens for the init (OP_MOUNT's source index: the nth) */
     OP_CHROOT,             /* rootfs: no mount namespace of its own: chroot, mount nothing */
+    OP_SECCOMP_BPF,        /* flags, insn...: a filter compiled before (OP_SECCOMP_SAVE),
+                              each struct sock_filter as an int64, for OP_SECCOMP_LOAD */
+    OP_SECCOMP_SAVE,       /* fd: write the compiled filter there (flags, then the BPF) and
+                              exit 0: the front end's cache of exec's filter */
     OP_REOPEN_DEV_NULL,    /* after pivot_root: stdio on the null device -> the container's */
     OP__COUNT
 };

@@ -5,7 +5,8 @@
  * answers the four commands that only look at (or end) a container that
  * create has set up -- state, start, kill, delete -- from a file Python
  * wrote for it at the end of create (<root>/<id>/fast: see write_fast in
- * ociruntime/state.py), and hands everything else to Python:
+ * ociruntime/state.py), `exec` from the exec template beside it
+ * (exec_fast.c), and hands everything else to Python:
  * bin/ociruntime-py, run by the python3 beside this program (the
  * environment it was installed into) or else /usr/bin/python3.
  *
@@ -34,8 +35,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "frontend.h"
+
 #define FAST_MAGIC "ociruntime-fast 1\n"
-#define MAX_PATHS 64
 
 static int g_argc;
 static char **g_argv;
@@ -70,7 +72,7 @@ static int pyc_fresh(const char *pyc, const char *script, const char *py)
 /* exec the Python CLI with our arguments: the script's cached bytecode
  * when it is fresh (Python runs a .pyc given as the script), else the
  * script, which caches it. */
-static void __attribute__((noreturn)) run_python(void)
+void __attribute__((noreturn)) run_python(void)
 {
     char self[PATH_MAX], py[PATH_MAX + 16], script[PATH_MAX + 16], pyc[PATH_MAX + 40];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -111,24 +113,7 @@ static void __attribute__((noreturn)) run_python(void)
 
 /* -- the fast file ------------------------------------------------------- */
 
-struct blob {
-    const char *p;
-    size_t len;
-};
-
-struct fast {
-    long long pid, start;
-    int start_ok, delete_ok;
-    const char *freezer;                 /* v1 freezer.state, or NULL */
-    const char *freeze2[MAX_PATHS];      /* cgroup.freeze candidates */
-    const char *rmdir[MAX_PATHS];        /* its own cgroup dirs */
-    const char *rmparent[MAX_PATHS];     /* parents create made, deepest first */
-    int n_freeze2, n_rmdir, n_rmparent;
-    struct blob head, mid, tail;         /* the state JSON around pid, status */
-    struct blob state_json;              /* state.json as create saved it */
-};
-
-static char *read_file_at(int dfd, const char *name, size_t *len)
+char *read_file_at(int dfd, const char *name, size_t *len)
 {
     int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
@@ -295,7 +280,7 @@ static int read_small(const char *path, char *buf, size_t size)
     return 0;
 }
 
-static int frozen(const struct fast *f)
+int frozen(const struct fast *f)
 {
     char buf[64];
     if (f->freezer)
@@ -308,7 +293,7 @@ static int frozen(const struct fast *f)
 }
 
 /* Paused before created: a created container can be paused (runc). */
-static const char *status_of(int dfd, const struct fast *f)
+const char *status_of(int dfd, const struct fast *f)
 {
     if (!process_alive(f->pid, f->start))
         return "stopped";
@@ -321,10 +306,6 @@ static const char *status_of(int dfd, const struct fast *f)
 
 /* -- the commands ------------------------------------------------------------ */
 
-struct container {
-    int dfd;          /* its state directory */
-    struct fast f;
-};
 
 /* state.py's check_id: an id that names nothing outside the root. */
 static int valid_id(const char *id)
@@ -337,7 +318,7 @@ static int valid_id(const char *id)
 
 /* Open root/id and its fast file; locked (flock, as state.lock_dir) if
  * asked.  Any miss runs Python. */
-static void load(const char *root, const char *id, int lock, struct container *c)
+void load(const char *root, const char *id, int lock, struct container *c)
 {
     if (!valid_id(id))
         run_python();
@@ -606,6 +587,8 @@ int main(int argc, char **argv)
     if (i == argc || !*root)
         run_python();
     const char *cmd = argv[i++];
+    if (!strcmp(cmd, "exec"))   /* its flags are its own: exec_fast.c */
+        return cmd_exec(root, argc - i, argv + i);
     const char *pos[3];
     int npos = 0;
     for (; i < argc; i++) {

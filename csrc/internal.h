@@ -106,6 +106,8 @@ void do_seccomp(struct init_ctx *c, struct step *s);
 void do_seccomp_rule(struct init_ctx *c, struct step *s);
 void do_seccomp_export(struct init_ctx *c);
 void do_seccomp_load(struct init_ctx *c, struct step *s);
+void do_seccomp_bpf(struct init_ctx *c, struct step *s);
+void do_seccomp_save(struct init_ctx *c, int fd);
 
 /* hooks.c */
 void do_hook(struct init_ctx *c, struct step *s);

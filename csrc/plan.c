@@ -30,6 +30,7 @@ static const uint32_t min_args[OP__COUNT] = {
     [OP_HOOK] = 8, [OP_REPORT_FD] = 1, [OP_MOUNT_SETATTR] = 4, [OP_MOVE_MOUNT] = 3,
     [OP_SCHED] = 7, [OP_IOPRIO] = 1, [OP_PERSONALITY] = 1, [OP_MEMPOLICY] = 2,
     [OP_AFFINITY] = 1, [OP_SESSION_KEYRING] = 1, [OP_OPEN_SOURCE] = 1, [OP_CHROOT] = 1,
+    [OP_SECCOMP_BPF] = 2, [OP_SECCOMP_SAVE] = 1,
 };
 
 static int read_u32(const uint8_t **p, const uint8_t *end, uint32_t *v)
@@ -233,6 +234,7 @@ static const uint8_t phase_of[OP__COUNT] = {
     [OP_SYNC_HOOKS] = PH_HOOKS, [OP_HOOK] = PH_HOOKS,
     [OP_SECCOMP] = PH_SECCOMP, [OP_SECCOMP_RULE] = PH_SECCOMP,
     [OP_SECCOMP_EXPORT] = PH_SECCOMP, [OP_SECCOMP_LOAD] = PH_SECCOMP,
+    [OP_SECCOMP_BPF] = PH_SECCOMP, [OP_SECCOMP_SAVE] = PH_SECCOMP,
     [OP_SYNC_HELLO] = PH_WAIT, [OP_SYNC_READY] = PH_WAIT, [OP_WAIT_START] = PH_WAIT,
 };
 
@@ -351,6 +353,8 @@ static void run_step(struct init_ctx *c, struct step *s)
     case OP_SECCOMP_RULE: do_seccomp_rule(c, s); break;
     case OP_SECCOMP_EXPORT: do_seccomp_export(c); break;
     case OP_SECCOMP_LOAD: do_seccomp_load(c, s); break;
+    case OP_SECCOMP_BPF: do_seccomp_bpf(c, s); break;
+    case OP_SECCOMP_SAVE: do_seccomp_save(c, (int)N(0)); break;
     case OP_SYNC_HOOKS:
         sync_send(c, MSG_HOOKS, 0);
         sync_wait(c, MSG_GO);

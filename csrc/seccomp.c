@@ -156,6 +156,48 @@ void do_seccomp_export(struct init_ctx *c)
     filter = NULL;
 }
 
+/* The front end's cache (csrc/exec_fast.c): a filter compiled once, in
+ * a process of the runtime's own that joined nothing, is written to fd
+ * as the u64 load flags then the instructions; later execs hand it back
+ * with OP_SECCOMP_BPF instead of building it with libseccomp each time. */
+void do_seccomp_save(struct init_ctx *c, int fd)
+{
+    uint64_t flags = load_flags;
+    size_t size = prog.len * sizeof *prog.filter;
+    if (!prog.filter)
+        die_errno(c, EINVAL, "plan: seccomp save before the filter was compiled");
+    if (write(fd, &flags, sizeof flags) != (ssize_t)sizeof flags)
+        die(c, "seccomp: save the compiled filter");
+    for (size_t off = 0; off < size;) {
+        ssize_t n = write(fd, (char *)prog.filter + off, size - off);
+        if (n <= 0)
+            die(c, "seccomp: save the compiled filter");
+        off += (size_t)n;
+    }
+    if (close(fd) < 0)
+        die(c, "seccomp: save the compiled filter");
+    syscall(SYS_exit_group, 0);
+}
+
+/* args: load flags, then each instruction as the int64 of its 8 bytes. */
+void do_seccomp_bpf(struct init_ctx *c, struct step *s)
+{
+    uint32_t n = s->argc - 1;
+    if (n == 0 || n > BPF_MAXINSNS)
+        die_errno(c, E2BIG, "plan: a compiled seccomp filter of %u instructions", n);
+    struct sock_filter *insns = malloc(n * sizeof *insns);
+    if (!insns)
+        die(c, "seccomp: allocate the filter");
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t v = arg_num(c, s, i + 1);
+        memcpy(&insns[i], &v, sizeof insns[i]);
+    }
+    free(prog.filter);
+    prog.filter = insns;
+    prog.len = (unsigned short)n;
+    load_flags = (unsigned long)arg_num(c, s, 0);
+}
+
 /* Writes all of buf (the fds ride with the first chunk). */
 static int send_all(int sock, const char *buf, size_t len, int pass_fd)
 {

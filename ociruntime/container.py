@@ -120,20 +120,17 @@ def _create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
         c.data["cgroups"] = cg.paths
         if systemd_cgroup:   # delete stops the unit (cgroups/systemd.py)
             c.data["cgroups_systemd"] = cg.state()
-        else:   # saved before they are made: a create killed meanwhile leaves delete --force the list
+        else:   # recorded before they are made: a create killed meanwhile leaves delete --force the list
             c.data["cgroups_created"] = cg.planned()
-        c.save()
-        c.save_cgroups()   # the same, apart: a damaged state.json strands nothing (salvage.py)
-        planned = c.data.get("cgroups_created")
+        # cgroups.json is that record (salvage.py reads it when state.json
+        # is missing or damaged).  state.json itself is written once, when
+        # the init is ready (as runc's): each rename over it costs ext4 a
+        # flush.  Create-time hooks may ask `state` meanwhile: "creating".
+        c.save_cgroups()
+        if _create_hooks(cfg):
+            c.save()
         cg.create()
         c.data["cgroups_created"] = cg.created
-        if cg.created != planned:
-            # A parent raced (made or removed by another create or delete
-            # meanwhile): record what was really made.  Otherwise the first
-            # write says it already, and a rewrite would be one more flush
-            # to disk on ext4 (a rename over a file), which parallel creates
-            # queue behind.
-            c.save()
         cg.apply_config(cfg, source)   # limits in place before the init joins
         log.mark("state dir+cgroups")
         try:
@@ -148,6 +145,8 @@ def _create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
         c.save()
         if pid_file:
             state.write_pid_file(pid_file, pid)
+        from ociruntime import exec_template
+        exec_template.write(c, cg)   # what the front end's exec needs
         state.write_fast(c)   # last: the C front end may answer from now on
         log.mark("ready: state saved")
         return c
@@ -169,6 +168,11 @@ def _create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
         os.close(lock)
         if console_fd >= 0:
             os.close(console_fd)
+
+
+def _create_hooks(cfg):
+    hooks_cfg = cfg.get("hooks") or {}
+    return any(hooks_cfg.get(k) for k in ("prestart", "createRuntime", "createContainer"))
 
 
 def check_preserved_fds(n, first=3):
@@ -236,8 +240,9 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, co
         cgroup_tasks = [(core.move_fd_above(fd, first_free), p) for fd, p in cgroup_tasks]
         if cgroup_v2_fd >= 0:
             cgroup_v2_fd = core.move_fd_above(cgroup_v2_fd, first_free)
+        set_up = _needs_set_up(cfg, ns, cg, bool(c.data.get("rootless")), listener_fd)
         ctx = init.Context(
-            cgroup_tasks=cgroup_tasks, cgroup_v2_fd=cgroup_v2_fd,
+            set_up=set_up, cgroup_tasks=cgroup_tasks, cgroup_v2_fd=cgroup_v2_fd,
             seccomp_listener_fd=listener_fd,
             seccomp_state={"id": c.id, "bundle": bundle, "annotations": cfg.get("annotations") or {}},
             rootfs=cfg["root"]["path"], bundle=bundle, source=source, fifo_fd=fifo_fd,
@@ -266,7 +271,8 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, co
             os.close(fd)
         init_sync = ()
         return _handshake(sync, first, cfg, cg, pids, bool(ns.joined),
-                          on_hooks=_runtime_hooks(c, hooks_cfg), rootless=ctx.rootless)
+                          on_hooks=_runtime_hooks(c, hooks_cfg), rootless=ctx.rootless,
+                          hello=set_up)
     finally:
         for fd in (fifo_fd, *sync, *init_sync, console_fd, listener_fd, report_fd):
             if fd >= 0:
@@ -274,6 +280,19 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, co
         if ctx is not None:
             for fd in ctx.spawn_fds:
                 os.close(fd)
+
+
+def _needs_set_up(cfg, ns, cg, rootless, listener_fd):
+    """Whether the init must wait, after its hello, for the runtime to
+    set it up (_set_up_from_outside): ids to map, time offsets, network
+    devices, oomScoreAdj, a cgroup it did not join itself; or to learn
+    its pid (an intermediate names it; a seccomp agent is told it).
+    Otherwise it goes on alone: one round trip less."""
+    linux = cfg.get("linux") or {}
+    return bool(ns.joined or rootless or listener_fd >= 0 or not cg.init_joins_alone()
+                or linux.get("uidMappings") or linux.get("gidMappings")
+                or linux.get("timeOffsets") or linux.get("netDevices")
+                or (cfg.get("process") or {}).get("oomScoreAdj") is not None)
 
 
 def _runtime_hooks(c, hooks_cfg):
@@ -291,16 +310,18 @@ def _runtime_hooks(c, hooks_cfg):
 
 
 def _handshake(sync, first, cfg, cg, pids, via_intermediate, set_up=None, until_exec=False,
-               on_hooks=None, rootless=False):
+               on_hooks=None, rootless=False, hello=True):
     """Serve the init's requests on sync (our end of the channel) until it
     is ready; its pid.  With an
     intermediate, the init's hello may come before the intermediate's
     message naming it: set up only once both are in.
     exec uses it too: set_up(pid) replaces the init's set-up, and with
     until_exec the end is EOF on sync (close-on-exec: the process exec'd).
-    on_hooks(pid) runs the prestart/createRuntime hooks when the init asks."""
+    on_hooks(pid) runs the prestart/createRuntime hooks when the init asks.
+    hello=False: the plan has no hello (_needs_set_up), nothing to answer."""
     init_pid = None if via_intermediate else first
-    hello = answered = False
+    answered = not hello
+    hello = False
     hello_at, hello_text = 0, ""
     while True:
         msg = core.recv(sync)

@@ -146,7 +146,8 @@ def build(cfg, ns, ctx):
     owner_writes = getattr(ctx, "rootless", False) and "user" in ns.new
     if owner_writes:
         plan.add("SET_DUMPABLE", 1)
-    plan.add("SYNC_HELLO")      # the runtime maps ids, joins cgroups
+    if getattr(ctx, "set_up", True):   # else the runtime has nothing to do here
+        plan.add("SYNC_HELLO")      # the runtime maps ids, joins cgroups
     if owner_writes:
         plan.add("SET_DUMPABLE", 0)
     if ns.has("user"):

@@ -244,6 +244,7 @@ class Container:
     def __init__(self, root, cid, data):
         self.root, self.id, self.data = root, cid, data
         self.dir = os.path.join(root, cid)
+        self.on_disk = False   # a state.json of it exists (loaded or saved)
 
     # -- lookup ----------------------------------------------------------
     @classmethod
@@ -260,7 +261,9 @@ class Container:
                 raise ValueError(why)
         except ValueError as e:
             raise CorruptState(f"{path}: corrupt state ({e}); `delete --force {cid}` removes it") from None
-        return cls(root, cid, data)
+        c = cls(root, cid, data)
+        c.on_disk = True
+        return c
 
     @classmethod
     def ids(cls, root):
@@ -339,7 +342,9 @@ class Container:
         # free name, the old one removed; a reader in between finds the
         # old one aside (_read_state).
         self.saved = jsonlite.dumps(self.data).encode()
-        replace_file(self.dir, "state.json", self.saved, aside=ASIDE)
+        # (create's first save has nothing to move aside.)
+        replace_file(self.dir, "state.json", self.saved, aside=ASIDE if self.on_disk else None)
+        self.on_disk = True
 
     def save_cgroups(self):
         """What delete needs to find the container's cgroups, kept apart
@@ -347,13 +352,19 @@ class Container:
         made."""
         record = {k: self.data[k] for k in RECORD if k in self.data}
         # Once, into a new directory: no temp file and rename (a torn
-        # write is only one more record salvage.py skips).
-        fd = os.open(os.path.join(self.dir, "cgroups.json"),
-                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        # write is only one more record salvage.py skips).  The first file
+        # create writes: a full or read-only --root fails here, named.
+        path = os.path.join(self.dir, "cgroups.json")
         try:
-            os.write(fd, jsonlite.dumps(record).encode())
-        finally:
-            os.close(fd)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                view = memoryview(jsonlite.dumps(record).encode())
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise OciError(f"write {path}: {os.strerror(e.errno).lower()}") from None
 
 
 # What cgroups.json repeats of state.json.

@@ -256,3 +256,19 @@ def state_cgroup_dir(oci, cid, controller):
     with open(os.path.join(oci.root, cid, "state.json")) as f:
         paths = json.load(f)["cgroups"]
     return paths[cgroups.Layout.probe().locate(controller)[1]]
+
+
+FELL_BACK = 99
+
+
+def front_end_alone(d):
+    """A copy of the C front end in directory d, beside a `python3` that
+    only says it was called and exits FELL_BACK: a command the front end
+    hands to Python shows it, so a test sees which calls stay in C."""
+    import shutil
+    from conftest import RUNTIME
+    d.mkdir(exist_ok=True)
+    shutil.copy(RUNTIME, d / "ociruntime")
+    (d / "python3").write_text(f"#!/bin/sh\necho fell back to python: \"$@\" >&2\nexit {FELL_BACK}\n")
+    os.chmod(d / "python3", 0o755)
+    return d / "ociruntime"

@@ -171,6 +171,22 @@ def test_cgroups_path_semantics():
             cgroups.Manager.for_config(bad, "id1", hierarchies=hier)
 
 
+def test_cgroups_path_on_a_pure_v2_host_is_beside_our_own_cgroup():
+    """As runc's fs2: a relative or default path goes under the parent of
+    the runtime's own cgroup (which has processes: v2 would enable no
+    controller below it).  Absolute paths are as they are."""
+    hier = [("unified", "cgroup2", "", "/sys/fs/cgroup/unified", "/", "/svc/leaf")]
+    m = cgroups.Manager.for_config(None, "id1", hierarchies=hier)
+    assert m.paths == {"/sys/fs/cgroup/unified": "/sys/fs/cgroup/unified/svc/id1"}
+    m = cgroups.Manager.for_config("rel/p", "id1", hierarchies=hier)
+    assert m.paths == {"/sys/fs/cgroup/unified": "/sys/fs/cgroup/unified/svc/rel/p"}
+    m = cgroups.Manager.for_config("/abs", "id1", hierarchies=hier)
+    assert m.paths == {"/sys/fs/cgroup/unified": "/sys/fs/cgroup/unified/abs"}
+    top = [("unified", "cgroup2", "", "/sys/fs/cgroup/unified", "/", "/")]
+    assert cgroups.Manager.for_config(None, "id1", hierarchies=top).paths == {
+        "/sys/fs/cgroup/unified": "/sys/fs/cgroup/unified/id1"}
+
+
 # -- devices -------------------------------------------------------------------
 
 def test_device_rules_v1_lines_and_order():

@@ -26,6 +26,7 @@ import time
 import pytest
 
 from conftest import REPO, busybox_config
+from ocihelpers import front_end_alone
 
 pytestmark = pytest.mark.skipif(platform.machine() != "x86_64",
                                 reason="the attacker's ld.so is x86-64 code")
@@ -130,7 +131,8 @@ def _wait_report(path):
 VICTIM = ["/bin/victim", "/report/out", "wait"]
 
 
-@pytest.mark.parametrize("how", ["run", "create", "exec", "exec-p", "startContainer-hook"])
+@pytest.mark.parametrize("how", ["run", "create", "exec", "exec-p", "exec-c", "exec-p-c",
+                                 "startContainer-hook"])
 def test_container_cannot_overwrite_the_runtime_binary(oci, attacker, tmp_path, how):
     priv = PrivateRuntime(oci, tmp_path)
     report_dir = tmp_path / "report"
@@ -154,17 +156,25 @@ def test_container_cannot_overwrite_the_runtime_binary(oci, attacker, tmp_path, 
         # The waiting init, visible in the container as pid 1 (checked last).
         waiting_exe = os.readlink(f"/proc/{pid}/exe")
         priv.ok("start", cid)
+        proc = {"args": VICTIM, "cwd": "/", "user": {"uid": 0, "gid": 0},
+                "env": ["PATH=/bin"], "terminal": False}
+        (tmp_path / "process.json").write_text(json.dumps(proc))
         if how == "exec":
             r = priv.cmd("exec", cid, *VICTIM)
             assert r.returncode == 0, r.stderr
         elif how == "exec-p":
-            proc = {"args": VICTIM, "cwd": "/", "user": {"uid": 0, "gid": 0},
-                    "env": ["PATH=/bin"], "terminal": False}
-            (tmp_path / "process.json").write_text(json.dumps(proc))
             r = priv.cmd("exec", "-p", tmp_path / "process.json", cid)
             assert r.returncode == 0, r.stderr
+        elif how in ("exec-c", "exec-p-c"):
+            # The C front end (csrc/exec_fast.c) runs the init create
+            # used: the private copy's, from the exec template.
+            args = [cid, *VICTIM] if how == "exec-c" else ["-p", tmp_path / "process.json", cid]
+            # (front_end_alone: a python3 that only fails, so it ran in C)
+            r = subprocess.run([front_end_alone(tmp_path / "front"), "--root", oci.root, "exec", *args],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
     lines = _wait_report(report)
-    if how in ("create", "exec", "exec-p", "startContainer-hook"):
+    if how != "run":
         priv.ok("delete", "--force", cid)
     changed = [p for p, h in priv.hashes().items() if priv.before.get(p) != h]
     assert not changed, f"the container rewrote {changed}: {lines}"

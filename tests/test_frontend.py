@@ -14,22 +14,17 @@ import threading
 import pytest
 
 from conftest import RUNTIME
-from ocihelpers import (assert_one_line_error, config, json_log_errors, wait_for, wait_gone,
-                        wait_status)
+from ocihelpers import (FELL_BACK, assert_one_line_error, config, front_end_alone, json_log_errors,
+                        wait_for, wait_gone, wait_status)
 
-FELL_BACK = 99
 
 
 @pytest.fixture
 def isolated(oci):
-    d = oci.tmp / "front"
-    d.mkdir()
-    shutil.copy(RUNTIME, d / "ociruntime")
-    (d / "python3").write_text("#!/bin/sh\necho fell back to python: \"$@\" >&2\nexit 99\n")
-    os.chmod(d / "python3", 0o755)
+    front = front_end_alone(oci.tmp / "front")
 
     def run(*args, global_args=()):
-        return subprocess.run([str(d / "ociruntime"), "--root", oci.root, *global_args, *map(str, args)],
+        return subprocess.run([str(front), "--root", oci.root, *global_args, *map(str, args)],
                               capture_output=True, text=True, timeout=60)
     return run
 

@@ -39,13 +39,13 @@ def traced_run(oci, tmp_path, bundle, cid):
 
 
 def test_create_writes_state_json_once_per_status(oci, tmp_path):
-    """creating, then created: two writes of state.json, none in between
-    (the cgroups it made are the ones it planned, which the first write
-    already names), and no sync anywhere in create, start or delete."""
+    """One write of state.json in create, when the init is ready (the
+    record before that is cgroups.json: tests/test_create_cost.py), and
+    no sync anywhere in create, start or delete."""
     bundle = oci.bundle(args=["true"])
     renames, syncs = traced_run(oci, tmp_path, bundle, oci.new_id())
     onto = [l for l in renames if re.search(r'/state\.json", ', l) is None]
-    assert len(onto) == 2, "\n".join(renames)
+    assert len(onto) == 1, "\n".join(renames)
     assert syncs == [], "\n".join(syncs)
 
 

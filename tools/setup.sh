@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
     build-essential python3-dev python3-venv libseccomp-dev  # the cffi-built C core
+    libjson-c-dev                                            # the front end's exec -p (csrc/exec_json.c)
     busybox-static                                           # test rootfs
     iproute2 runc crun podman containerd criu                # reference runtimes, engines
     conmon catatonit netavark aardvark-dns containernetworking-plugins \

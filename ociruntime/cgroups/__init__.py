@@ -10,7 +10,9 @@ One manager for the three kinds of host, told apart by probing
 The container gets a directory in every hierarchy the runtime is in (like
 runc), at linux.cgroupsPath: absolute from each hierarchy's root, relative
 under the runtime's own cgroup, or by default a directory named after the
-container id under the runtime's own cgroup.
+container id under the runtime's own cgroup.  On a pure cgroup v2 host a
+relative or default path is beside the runtime's own cgroup (under its
+parent), as runc's fs2 manager does.
 
 Each controller is served where the host has it: the v1 hierarchy that
 carries it, else the cgroup2 hierarchy if cgroup.controllers lists it
@@ -155,20 +157,31 @@ def read_text(path):
 def write_file(path, value, field=None):
     """Write a cgroup file the way the kernel wants it (one write, no
     O_CREAT: a file the kernel does not have is an error, not created)."""
+    fd = open_file(path, field)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        write_value(fd, path, value, field)
+    finally:
+        os.close(fd)
+
+
+def open_file(path, field=None):
+    """A cgroup file open for writing; each write(2) to it is one value
+    to the kernel (devices.allow takes one rule per write)."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     except FileNotFoundError:
         what = f"{field}: " if field else ""
         raise OciError(f"{what}{path}: this host's kernel has no such cgroup file") from None
     except OSError as e:
         raise OciError(f"{field + ': ' if field else ''}open {path}: {_strerror(e)}") from None
+
+
+def write_value(fd, path, value, field=None):
     try:
         os.write(fd, str(value).encode())
     except OSError as e:
         what = f"{field}: " if field else ""
         raise OciError(f"{what}write {str(value)!r} to {path}: {_strerror(e)}") from None
-    finally:
-        os.close(fd)
 
 
 def _strerror(e):
@@ -208,17 +221,24 @@ class Manager:
             from ociruntime.cgroups import systemd as sd
             return sd.manager_for(cgroups_path, cid)
         hierarchies = hierarchies or host_hierarchies()
+        layout = Layout.probe(hierarchies)
         paths = {}
-        for _name, _fstype, _key, mnt, root, own in hierarchies:
+        for _name, fstype, _key, mnt, root, own in hierarchies:
             if cgroups_path and cgroups_path.startswith("/"):
                 rel = cgroups_path
             else:
                 base = own[len(root):] if root != "/" and own.startswith(root) else own
+                if layout.mode == "v2" and fstype == CGROUP2:
+                    # As runc's fs2: beside our own cgroup, not below it.
+                    # Ours has processes (a shell's scope, rootless
+                    # podman's), and v2 enables no controller below such
+                    # a cgroup: a limit could never be applied there.
+                    base = os.path.dirname(base.rstrip("/")) or "/"
                 rel = os.path.join(base, cgroups_path or cid)
             paths[mnt] = os.path.normpath(mnt + "/" + rel.lstrip("/"))
             if paths[mnt] == mnt.rstrip("/") or not (paths[mnt] + "/").startswith(mnt.rstrip("/") + "/"):
                 raise OciError(f"linux.cgroupsPath {cgroups_path!r} leaves the cgroup hierarchy")
-        return cls(paths, layout=Layout.probe(hierarchies))
+        return cls(paths, layout=layout)
 
     def drop_unwritable(self):
         """Rootless: keep only the hierarchies where we may make the
@@ -404,6 +424,11 @@ class Manager:
             self._joined_by_init.clear()
             raise OciError(f"open cgroup {path}: {_strerror(e)}") from None
         return tasks, v2_fd
+
+    def init_joins_alone(self):
+        """Whether the init joins every cgroup itself (open_for_init's
+        fds): join() would have nothing left to do."""
+        return all(mnt in self._joined_by_init for mnt in self.paths)
 
     def join(self, pid):
         for mnt, path in self.paths.items():
@@ -630,10 +655,9 @@ def _subtree(top):
 
 def _remove_subtree(top):
     """rmdir top and the cgroups under it, deepest first; OSError (EBUSY
-    while processes are in one) for the caller to handle."""
+    while processes are in one) for the caller to handle.  Usually nothing
+    is under it: one rmdir, without listing the control files first."""
     try:
-        # Most often a leaf with no child cgroup: one rmdir, without
-        # listing a directory full of the controllers' files.
         os.rmdir(top)
         return
     except FileNotFoundError:

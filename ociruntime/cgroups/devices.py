@@ -12,6 +12,7 @@ v2: an eBPF program (BPF_PROG_TYPE_CGROUP_DEVICE) that checks the rules
     last to first and returns the first match's verdict, attached to the
     container's cgroup2 directory (csrc/bpf_devices.c does the bpf calls).
 """
+import os
 
 from ociruntime.errors import OciError
 
@@ -109,11 +110,28 @@ def apply(mgr, rules, explicit=False):
 
 
 def apply_v1(d, rules):
-    from ociruntime.cgroups import write_file
-    write_file(d + "/devices.deny", "a", "linux.resources.devices")
-    for r in rules:
-        write_file(d + ("/devices.allow" if r.allow else "/devices.deny"), r.v1_line(),
-                   f"linux.resources.devices: {'allow' if r.allow else 'deny'} {r.v1_line()}")
+    """"a" into devices.deny, then the rules in order.  Each file is
+    opened once (every write is one rule to the kernel), and a deny
+    before the first allow is not written: after "a" the list is empty,
+    and a deny only takes away from it."""
+    from ociruntime.cgroups import open_file, write_value
+    fds = {}
+    try:
+        fds[False] = open_file(d + "/devices.deny", "linux.resources.devices")
+        write_value(fds[False], d + "/devices.deny", "a", "linux.resources.devices")
+        allowed = False
+        for r in rules:
+            allowed = allowed or r.allow
+            if not allowed:
+                continue
+            path = d + ("/devices.allow" if r.allow else "/devices.deny")
+            field = f"linux.resources.devices: {'allow' if r.allow else 'deny'} {r.v1_line()}"
+            if r.allow not in fds:
+                fds[r.allow] = open_file(path, field)
+            write_value(fds[r.allow], path, r.v1_line(), field)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
 
 
 # -- eBPF -------------------------------------------------------------------------

@@ -441,6 +441,9 @@ class SystemdManager(Manager):
     def open_for_init(self, into_v2=True):
         return [], -1   # starting the unit moves the init (join)
 
+    def init_joins_alone(self):
+        return False
+
     def __init__(self, paths, created=(), layout=None, unit=None, slice=None, started=True,
                  description=None):
         super().__init__(paths, created, layout)
