@@ -5,7 +5,7 @@ that ociruntime's systemd driver starts, checked from outside (systemctl
 show, the cgroup files) and inside (/proc/self/cgroup, /sys/fs/cgroup);
 limits, exec, pause, stop/rm and run --rm; the same with `--runtime runc`
 (1.1.5) where the two could differ; and the shared client script
-(/work/shared/clients/podman-e2e.sh) run against ociruntime with the
+(../shared/clients/podman-e2e.sh beside the project) run against ociruntime with the
 systemd cgroup manager."""
 import os
 import re
@@ -21,7 +21,9 @@ from vmpodman import IMAGE, OCIRUNTIME, cgroups_named, leftovers, scope_of, unit
 pytestmark = IN_VM_ONLY
 
 HERE = Path(__file__).resolve().parent
-CLIENT = Path("/work/shared/clients/podman-e2e.sh")
+# The shared client scripts live beside the project (../shared/clients);
+# OCIRUNTIME_CLIENTS names another folder.
+CLIENT = Path(os.environ.get("OCIRUNTIME_CLIENTS") or HERE.parents[2] / "shared" / "clients") / "podman-e2e.sh"
 HAVE_RUNC = any(os.access(p, os.X_OK) for p in ("/usr/sbin/runc", "/usr/bin/runc"))
 RUNTIMES = ["ociruntime", pytest.param("runc", marks=pytest.mark.skipif(
     not HAVE_RUNC, reason="runc is not installed"))]
