@@ -31,6 +31,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -128,6 +129,11 @@ int main(int argc, char **argv)
         if (exe_fd == fds[i])
             exe_fd = -1;
     ensure_sealed_self(&boot, argv, exe_fd);
+    /* Started through /proc/self/fd/N, the command name would be "N": give
+     * ps (and the waiting init of a created container) a readable one, as
+     * runc's "runc:[2:INIT]".  The container's process gets its own at exec. */
+    if (prctl(PR_SET_NAME, "ociruntime-init", 0, 0, 0) < 0)
+        die(&boot, "prctl(PR_SET_NAME)");
     if (argc > 6 && chdir(argv[6]) < 0)
         die(&boot, "chdir %s (the bundle)", argv[6]);
     size_t len;
