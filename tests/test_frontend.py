@@ -315,3 +315,53 @@ def test_front_end_runs_the_cached_launcher_bytecode():
         os.unlink(pyc)   # the next call writes it again
     r = subprocess.run([RUNTIME, "--version"], capture_output=True, text=True)
     assert r.stdout.startswith("ociruntime version") and os.path.exists(pyc)
+
+
+# A createRuntime hook with no env of its own: it inherits the runtime's
+# environment, and its ancestors include create's Python.
+LOCALE_HOOK = r'''
+import json, os, sys
+pid, seen = os.getppid(), None
+while pid > 1:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        argv = [a.decode() for a in f.read().split(b"\0") if a]
+    if any(a.endswith(("ociruntime-py", "ociruntime-py.pyc")) for a in argv):
+        with open(f"/proc/{pid}/maps") as f:
+            maps = [l.split()[-1] for l in f if "/locale/" in l or "/gconv/" in l]
+        seen = {"argv": argv, "locale_maps": maps}
+        break
+    with open(f"/proc/{pid}/stat") as f:
+        pid = int(f.read().rsplit(")", 1)[1].split()[1])
+env = {k: v for k, v in os.environ.items() if k in ("LC_ALL", "LANG", "OCIRUNTIME_LC_ALL")}
+with open(sys.argv[1], "w") as f:
+    json.dump({"python": seen, "env": env}, f)
+'''
+
+
+@pytest.mark.parametrize("lc_all", [None, "C.UTF-8"])
+def test_python_starts_without_the_locale_and_hooks_get_the_callers(oci, tmp_path, lc_all):
+    """Issue 16: the front end starts create's Python in UTF-8 mode with
+    LC_ALL=C, so that no locale file is mapped (peak RSS), and the
+    caller's LC_ALL (or its absence) is back in the environment hooks
+    inherit, with nothing of ours left in it."""
+    if not os.path.exists("/usr/lib/locale/C.utf8/LC_CTYPE"):
+        pytest.skip("no C.UTF-8 locale on this host: nothing that Python would map")
+    hook, out = tmp_path / "hook.py", tmp_path / "hook.json"
+    hook.write_text(LOCALE_HOOK)
+    cfg = config(["/bin/sleep", "30"])
+    cfg["hooks"] = {"createRuntime": [{"path": "/usr/bin/python3", "args": ["python3", str(hook), str(out)]}]}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LC_")}
+    env["LANG"] = "C.UTF-8"   # a UTF-8 locale: Python would map its LC_CTYPE
+    if lc_all is not None:
+        env["LC_ALL"] = lc_all
+    cid = oci.new_id()
+    r = oci.create("-b", oci.bundle(cfg), cid, env=env)
+    assert r.returncode == 0, r.stderr
+    seen = json.loads(out.read_text())
+    oci.ok("delete", "-f", cid)
+    assert seen["python"], "create's Python is not among the hook's ancestors"
+    argv = seen["python"]["argv"]
+    assert argv[1:4] == ["-S", "-X", "utf8"], argv
+    assert seen["python"]["locale_maps"] == [], "create's Python mapped locale files"
+    want = {"LANG": "C.UTF-8", **({"LC_ALL": lc_all} if lc_all is not None else {})}
+    assert seen["env"] == want
