@@ -92,6 +92,20 @@ def podman():
         pytest.fail(f"podman session left behind: {problems}")
 
 
+def _podman_processes(base):
+    """Pids of the processes whose command line names the session's
+    directory (podman, conmon, their cleanup calls)."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if str(base).encode() in f.read():
+                    pids.append(int(pid))
+        except OSError:
+            pass
+    return pids
+
+
 def _teardown(pm):
     """Remove everything; what the runtime left behind, as a list."""
     r = pm.cmd("ps", "-a", "--no-trunc", "--format", "{{.ID}}", timeout=60)
@@ -111,6 +125,10 @@ def _teardown(pm):
     remove_cgroups(cgs)
     problems += [f"cgroup {c}" for c in cgroups_named(pm.ids)]
     pm.cmd("system", "reset", "--force", timeout=120)
+    # conmon starts `podman container cleanup` when a container exits, on
+    # its own: one still running opens the store again and bind-mounts its
+    # overlay directory onto itself after we unmounted it.  Wait for them.
+    wait_for(lambda: not _podman_processes(pm.base), timeout=30)
     unmount_all_under(pm.base)
     problems += [f"mount {m}" for m in mounts_under(pm.base)]
     if not mounts_under(pm.base):
