@@ -63,17 +63,23 @@ def idle_line(samples, options):
     return ("CPU idle during the parallel rounds (median): " + "; ".join(parts) + ".") if parts else None
 
 
-def table(doc):
-    meta = doc["meta"]
-    summary = summarize(doc["samples"], meta["options"])   # an older --json's summary has other keys
-    names = [r["name"] for r in meta["runtimes"]]
-    subject, others = names[0], names[1:]
+def header(meta):
+    """A run's first lines: the machine, its load, each runtime."""
     m = meta["machine"]
     lines = [f"machine: {m['os']}, kernel {m['kernel']}, {m['cpus']} CPUs ({m['cpu_model']}), "
              f"RAM {m['mem_total']}; load {' '.join(f'{x:.2f}' for x in m['loadavg'])} at start, "
              f"{' '.join(f'{x:.2f}' for x in meta['loadavg_end'])} at end"]
     for r in meta["runtimes"]:
         lines.append(f"{r['name']}: {r['path']} ({r['version']})")
+    return lines
+
+
+def table(doc):
+    meta = doc["meta"]
+    summary = summarize(doc["samples"], meta["options"])   # an older --json's summary has other keys
+    names = [r["name"] for r in meta["runtimes"]]
+    subject, others = names[0], names[1:]
+    lines = header(meta)
     o = meta["options"]
     lines.append(f"{o['iterations']} samples per scenario and runtime (+{o['warmup']} warm-up), "
                  f"parallel: {','.join(map(str, worker_counts(o)))} workers × {o['rounds']} rounds; bundle: busybox, "

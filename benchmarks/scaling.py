@@ -29,10 +29,7 @@ Not a test: timings depend on the machine and its load (benchmarks/README.md,
 import argparse
 import json
 import os
-import shutil
-import signal
 import sys
-import tempfile
 import threading
 import time
 
@@ -40,9 +37,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if __package__ in (None, ""):   # benchmarks/scaling.py: make `benchmarks` importable
     sys.path.insert(0, REPO)
 
-from benchmarks import harness   # noqa: E402
+from benchmarks import harness, report, session   # noqa: E402
 from benchmarks.harness import CallFailed   # noqa: E402
-from benchmarks.run import default_runtimes   # noqa: E402
 from benchmarks.scenarios import Bench   # noqa: E402
 
 SCENARIOS = ("mounts", "seccomp", "list", "state", "memory", "exec")
@@ -502,12 +498,7 @@ def table(doc):
     meta, summary = doc["meta"], doc["summary"]
     names = [r["name"] for r in meta["runtimes"]]
     subject, others = names[0], names[1:]
-    m = meta["machine"]
-    lines = [f"machine: {m['os']}, kernel {m['kernel']}, {m['cpus']} CPUs ({m['cpu_model']}), "
-             f"RAM {m['mem_total']}; load {' '.join(f'{x:.2f}' for x in m['loadavg'])} at start, "
-             f"{' '.join(f'{x:.2f}' for x in meta['loadavg_end'])} at end"]
-    for r in meta["runtimes"]:
-        lines.append(f"{r['name']}: {r['path']} ({r['version']})")
+    lines = report.header(meta)
     o = meta["options"]
     lines.append(f"{o['iterations']} samples per size and runtime (+{o['warmup']} warm-up); memory: one "
                  f"sample per size; bundle: busybox, config from {meta['config_source']}"
@@ -589,9 +580,6 @@ def _process_names(doc):
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python3 -m benchmarks.scaling", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runtime", action="append", metavar="NAME=PATH",
-                   help="a runtime to measure (repeat; the first is compared with the others); "
-                        "default: ociruntime (.venv's, else PATH's), runc, crun")
     p.add_argument("-n", "--iterations", type=int, default=10, help="samples per size and runtime")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds before each size")
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated, from: " + ", ".join(SCENARIOS))
@@ -602,15 +590,7 @@ def parse_args(argv):
     p.add_argument("--running", default="1,100", help="containers at once for memory")
     p.add_argument("--processes", default="1,100", help="processes in the container for exec")
     p.add_argument("--setup-workers", type=int, default=2, help="threads creating and deleting containers (untimed)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--hide-cgroup2", dest="hide", action="store_true", default=None,
-                   help="run in a private mount namespace without /sys/fs/cgroup/unified (crun 1.8 "
-                        "refuses a hybrid host otherwise); default: when crun runs on a hybrid host")
-    g.add_argument("--no-hide-cgroup2", dest="hide", action="store_false")
-    p.add_argument("--json", metavar="FILE", help="write every sample, the summary and the machine here")
-    p.add_argument("--markdown", metavar="FILE", help="also write the table to FILE")
-    p.add_argument("--from-json", metavar="FILE", help="print the table of an earlier --json, run nothing")
-    p.add_argument("--workdir", help="where bundles and state roots go (default: a new temporary directory)")
+    session.add_arguments(p, "measure")
     o = p.parse_args(argv)
     o.scenarios = [s for s in o.scenarios.split(",") if s]
     bad = [s for s in o.scenarios if s not in SCENARIOS]
@@ -624,51 +604,24 @@ def parse_args(argv):
                "exec": sizes(o.processes, "processes")}
     if min(o.sizes["list"] + o.sizes["memory"]) < 1:
         p.error("--containers and --running: at least 1")
-    runtimes = []
-    for spec in o.runtime or []:
-        name, sep, path = spec.partition("=")
-        if not sep or not name or not path:
-            p.error(f"--runtime {spec!r}: expected NAME=PATH")
-        runtimes.append((name, path))
-    o.runtimes = runtimes or None
+    session.parse_runtimes(p, o)
     return o
 
 
 def measure(o):
-    runtimes = o.runtimes or default_runtimes()
-    for name, path in runtimes:
-        if not os.access(path, os.X_OK):
-            raise SystemExit(f"--runtime {name}: {path} is not executable")
-    if len({n for n, _ in runtimes}) != len(runtimes):
-        raise SystemExit("--runtime: each name once")
-    hide = o.hide if o.hide is not None else (
-        any(n == "crun" or p.endswith("/crun") for n, p in runtimes) and harness.hybrid_cgroup2())
-    if hide:
-        harness.hide_cgroup2()
-    harness.become_subreaper()
-    workdir = o.workdir or tempfile.mkdtemp(prefix="ociruntime-scaling-")
-    os.makedirs(workdir, exist_ok=True)
-    meta = {"machine": harness.machine(), "argv": sys.argv, "hide_cgroup2": bool(hide),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "runtimes": [{"name": n, "path": p, "version": harness.version_of(p)} for n, p in runtimes],
-            "options": {"iterations": o.iterations, "warmup": o.warmup, "scenarios": o.scenarios,
-                        "sizes": o.sizes}}
-    runc = dict(runtimes).get("runc") or harness.which("runc", "/usr/sbin/runc")
+    runtimes, hide = session.prepare(o)
+    meta = session.metadata(runtimes, hide, {"iterations": o.iterations, "warmup": o.warmup,
+                                             "scenarios": o.scenarios, "sizes": o.sizes})
     bench = None
-    try:
-        cfg, meta["config_source"] = harness.make_bundle(os.path.join(workdir, "bundle"), REPO, runc)
-        bench = Scaling(runtimes, workdir, cfg, o.sizes, o.iterations, o.warmup, o.setup_workers)
-        bench.run(o.scenarios)
-    finally:
-        if bench:
-            bench.cleanup()
-            bench.left_cgroups()
-        if not o.workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            for name in os.listdir(workdir):   # ours only: the bundles and state roots
-                if name.startswith(("bundle", "root-")):
-                    shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
+    with session.workdir(o, "ociruntime-scaling-") as workdir:
+        try:
+            cfg = session.make_bundle(workdir, meta, runtimes)
+            bench = Scaling(runtimes, workdir, cfg, o.sizes, o.iterations, o.warmup, o.setup_workers)
+            bench.run(o.scenarios)
+        finally:
+            if bench:
+                bench.cleanup()
+                bench.left_cgroups()
     meta["loadavg_end"] = list(os.getloadavg())
     doc = {"meta": meta, "samples": bench.samples, "failures": bench.failures, "notes": bench.notes,
            "setup": bench.setup_log}
@@ -676,28 +629,9 @@ def measure(o):
     return json.loads(json.dumps(doc))   # the sizes as JSON keys, as --from-json reads them
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt   # through the finally blocks: containers deleted
-
-
 def main(argv=None):
     o = parse_args(sys.argv[1:] if argv is None else argv)
-    if o.from_json:
-        with open(o.from_json) as f:
-            doc = json.load(f)
-    else:
-        if os.geteuid() != 0:
-            raise SystemExit("the benchmark runs containers: run it as root")
-        signal.signal(signal.SIGTERM, _terminate)
-        doc = measure(o)
-        if o.json:
-            with open(o.json, "w") as f:
-                json.dump(doc, f, indent=1)
-    text = table(doc)
-    print(text)
-    if o.markdown:
-        with open(o.markdown, "w") as f:
-            f.write(text + "\n")
+    doc = session.main(o, measure, table)
     return 1 if doc["failures"] else 0
 
 
