@@ -55,24 +55,29 @@ def check_strings(raw, doc, source):
         raw = raw.encode(errors="surrogatepass")
     if b"\\u" not in raw and raw.isascii() and b"\0" not in raw:
         return
-    todo = [("$", doc)]
+    todo = [((), doc)]
     while todo:
-        where, v = todo.pop()
+        parts, v = todo.pop()
         if isinstance(v, str):
-            _check_string(v, where, source)
+            _check_string(v, parts, source)
         elif isinstance(v, dict):
             for k, x in v.items():
-                _check_string(k, f"{where} (a key)", source)
-                todo.append((f"{where}.{k}", x))
+                _check_string(k, parts, source, key=True)
+                todo.append(((*parts, k), x))
         elif isinstance(v, list):
-            todo.extend((f"{where}[{i}]", x) for i, x in enumerate(v))
+            todo.extend(((*parts, i), x) for i, x in enumerate(v))
 
 
-def _check_string(s, where, source):
+def _check_string(s, parts, source, key=False):
     if "\0" in s:
-        raise ConfigError(f"{source}: {where}: must not contain a NUL byte (\\u0000)")
-    try:
-        s.encode()
-    except UnicodeEncodeError as e:
-        raise ConfigError(f"{source}: {where}: a lone surrogate (\\u{ord(s[e.start]):04x}) "
-                          "is not valid Unicode") from None
+        problem = "must not contain a NUL byte (\\u0000)"
+    else:
+        try:
+            s.encode()
+            return
+        except UnicodeEncodeError as e:
+            problem = f"a lone surrogate (\\u{ord(s[e.start]):04x}) is not valid Unicode"
+    # The path spelled as the validator spells it: a key with a line break
+    # or a quote comes out through repr(), so the error stays one line.
+    from ociruntime.validate import json_path
+    raise ConfigError(f"{source}: {json_path(parts)}{' (a key)' if key else ''}: {problem}")

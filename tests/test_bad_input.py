@@ -47,6 +47,8 @@ NUL_CASES = [
     ("$.linux.maskedPaths[0]", lambda c: c["linux"].update(maskedPaths=["/proc/\0kcore"])),
     ("$.linux.readonlyPaths[0]", lambda c: c["linux"].update(readonlyPaths=["/proc/\0sys"])),
     ("$.annotations", lambda c: c.update(annotations={"k": "v\0"})),
+    # a key with a line break: the path spells it with repr(), one line
+    ("$.annotations['a\\nb']", lambda c: c.update(annotations={"a\nb": "v\0"})),
 ]
 
 
