@@ -20,7 +20,10 @@ also fail (the destination changed under it): then with one clean line
 and nothing left behind.
 
 OCIRUNTIME_RACE_CREATES sets the number of creates per test (default 100;
-the old code lost within a few).
+the old code lost within a few).  How many of them win the race depends on
+the machine's load, so the test goes on past that number (up to five
+times) until a tenth of it has been made: a pass always checked made
+mounts, never only refusals.
 """
 import ctypes
 import os
@@ -124,8 +127,11 @@ def _race(oci, tmp_path, mounts_after, linux_extra=None, host_ro=None, submount=
     bundle = oci.bundle(cfg)
     swapper = Swapper(vol)
     made = failed = 0
+    wanted = CREATES // 10 + 1
     try:
-        for i in range(CREATES):
+        for i in range(CREATES * 5):
+            if i >= CREATES and made >= wanted:
+                break
             cid = oci.new_id("ociruntime-race")
             r = oci.create("-b", bundle, cid)
             swapper.pause()
@@ -138,12 +144,12 @@ def _race(oci, tmp_path, mounts_after, linux_extra=None, host_ro=None, submount=
                 made += 1
                 pid = oci.state(cid)["pid"]
                 problems = _check_outside(pid)
-                assert not problems, f"create {i} of {CREATES}: {problems}"
+                assert not problems, f"create {i}: {problems}"
                 oci.ok("start", cid)
                 wait_for(lambda: oci.state(cid)["status"] == "stopped", "the container to exit")
                 with open(oci.tmp / f"create{oci._n}.out") as f:
                     out = f.read()
-                assert "done" in out and "WROTE" not in out, f"create {i} of {CREATES}: inside: {out}"
+                assert "done" in out and "WROTE" not in out, f"create {i}: inside: {out}"
                 oci.ok("delete", cid)
                 if host_ro is not None:
                     assert sorted(p.name for p in host_ro.rglob("*")) == (["sub"] if submount else []), \
@@ -152,8 +158,8 @@ def _race(oci, tmp_path, mounts_after, linux_extra=None, host_ro=None, submount=
                 swapper.resume()
     finally:
         swapper.stop()
-    print(f"{made} made, {failed} refused of {CREATES}")
-    assert made > CREATES // 10, f"only {made} of {CREATES} creates succeeded (last error: {r.stderr})"
+    print(f"{made} made, {failed} refused of {made + failed}")
+    assert made >= wanted, f"only {made} of {made + failed} creates succeeded (last error: {r.stderr})"
 
 
 def test_bind_ro_holds_against_a_swapped_destination(oci, tmp_path):
