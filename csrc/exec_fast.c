@@ -686,11 +686,13 @@ static int exe_copy(const char *init)
         fd = memfd_create("ociruntime-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     struct stat st;
     off_t off = 0;
-    if (fd >= 0 && fstat(src, &st) == 0)
+    int sized = fd >= 0 && fstat(src, &st) == 0;
+    if (sized)
         while (off < st.st_size && sendfile(fd, src, &off, (size_t)(st.st_size - off)) > 0)
             ;
     close(src);
-    if (fd >= 0 && (off != st.st_size || exe_seal(fd) < 0)) {
+    /* Any failure: no copy, and Python's exec does it all. */
+    if (fd >= 0 && (!sized || off != st.st_size || exe_seal(fd) < 0)) {
         close(fd);
         fd = -1;
     }
