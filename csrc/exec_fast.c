@@ -665,8 +665,17 @@ static void encode(struct plan *b, const struct tmpl *t, const struct run *r, st
         arg_str(b, p->env.v[i]);
 }
 
-/* core._exe_copy: a close-on-exec memfd holding ociruntime-init, which
- * the init seals before anything else. */
+/* core._exe_copy: a close-on-exec memfd holding ociruntime-init, sealed
+ * here, by its writer (sealed_exe.c says why); the init checks the seals.
+ * Kernels before 6.3 have no F_SEAL_EXEC (EINVAL): the others suffice. */
+#define EXE_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+static int exe_seal(int fd)
+{
+    if (fcntl(fd, F_ADD_SEALS, EXE_SEALS | 0x20 /* F_SEAL_EXEC */) == 0)
+        return 0;
+    return errno == EINVAL ? fcntl(fd, F_ADD_SEALS, EXE_SEALS) : -1;
+}
+
 static int exe_copy(const char *init)
 {
     int src = open(init, O_RDONLY | O_CLOEXEC);
@@ -677,11 +686,13 @@ static int exe_copy(const char *init)
         fd = memfd_create("ociruntime-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     struct stat st;
     off_t off = 0;
-    if (fd >= 0 && fstat(src, &st) == 0)
+    int sized = fd >= 0 && fstat(src, &st) == 0;
+    if (sized)
         while (off < st.st_size && sendfile(fd, src, &off, (size_t)(st.st_size - off)) > 0)
             ;
     close(src);
-    if (fd >= 0 && off != st.st_size) {
+    /* Any failure: no copy, and Python's exec does it all. */
+    if (fd >= 0 && (!sized || off != st.st_size || exe_seal(fd) < 0)) {
         close(fd);
         fd = -1;
     }
@@ -712,19 +723,20 @@ static pid_t spawn(const char *init, const int *keep, int nkeep, const int their
     int exe = exe_copy(init), plan[2] = {-1, -1}, report[2] = {-1, -1};
     if (exe < 0 || pipe2(plan, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0)
         return -1;
-    char a[5][16];
-    int nums[5] = {plan[0], theirs[0], theirs[1], report[1], exe};
-    for (int i = 0; i < 5; i++)
+    char a[4][16];
+    int nums[4] = {plan[0], theirs[0], theirs[1], report[1]};
+    for (int i = 0; i < 4; i++)
         snprintf(a[i], sizeof a[i], "%d", nums[i]);
-    char *argv[] = {(char *)init, a[0], a[1], a[2], a[3], a[4], "/", (char *)root, (char *)id, NULL};
+    char *argv[] = {(char *)init, a[0], a[1], a[2], a[3], "/", (char *)root, (char *)id, NULL};
     char *envp[] = {NULL};
     char exe_path[32];
     snprintf(exe_path, sizeof exe_path, "/proc/self/fd/%d", exe);
     pid_t helper = fork();
     if (helper == 0) {
-        /* What the init gets keeps its number: the four, the memfd, the
-         * fds the plan names, the caller's preserved fds. */
-        for (int i = 0; i < 5; i++)
+        /* What the init gets keeps its number: the four, the fds the plan
+         * names, the caller's preserved fds.  Not the memfd: the kernel
+         * opens it before the exec closes the fd (close-on-exec). */
+        for (int i = 0; i < 4; i++)
             if (fcntl(nums[i], F_SETFD, 0) < 0)
                 _exit(127);
         for (int i = 0; i < nkeep; i++)

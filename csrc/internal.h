@@ -128,10 +128,9 @@ void do_affinity(struct init_ctx *c, struct step *s);
 void do_lo_up(struct init_ctx *c);
 void do_session_keyring(struct init_ctx *c, const char *name);
 
-/* sealed_exe.c: seals exe_fd (if >= 0: the runtime's copy of us), then
- * returns only when we run from a sealed memfd (else execs a sealed copy
- * of ourselves with argv) */
-void ensure_sealed_self(struct init_ctx *c, char **argv, int exe_fd);
+/* sealed_exe.c: returns only when we run from a sealed memfd (else execs
+ * a sealed copy of ourselves with argv) */
+void ensure_sealed_self(struct init_ctx *c, char **argv);
 
 /* sync.c */
 void sync_send(struct init_ctx *c, int type, int64_t value);

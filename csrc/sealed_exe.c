@@ -8,13 +8,16 @@
  * one that cannot be written: a memfd sealed against writes, shrinking and
  * growing (and against chmod where the kernel has F_SEAL_EXEC).
  *
- * The runtime spawns us from a memfd copy (core.py: _exe_copy) and hands
- * us its writable fd (EXE_FD), which we seal here: Python's fcntl() would
- * add a tenth of a MiB to create's peak RSS.  Then, whoever started us,
- * /proc/self/exe must carry the seals.  Started any other way -- from the
- * file in site-packages, or from a copy that is not sealed -- we make the
- * sealed copy ourselves and exec it, before reading the plan: nothing of
- * ours enters a namespace from a writable file.  As runc's cloned_binary. */
+ * The runtime spawns us from a memfd copy that it sealed right after
+ * writing it (core.py: _exe_copy; exec_fast.c: exe_copy), in the process
+ * and on the CPU that wrote the pages: sealed by another process, the
+ * kernel's wait for page pins (memfd_wait_for_pins) found the writer's
+ * pages still in the writer CPU's LRU batch and drained every CPU's.
+ * Whoever started us, /proc/self/exe must carry the seals.  Started any
+ * other way -- from the file in site-packages, or from a copy that is not
+ * sealed -- we make the sealed copy ourselves (written and sealed here)
+ * and exec it, before reading the plan: nothing of ours enters a namespace
+ * from a writable file.  As runc's cloned_binary. */
 #include "internal.h"
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -75,15 +78,8 @@ static int sealed_copy(struct init_ctx *c, int src)
     return fd;
 }
 
-void ensure_sealed_self(struct init_ctx *c, char **argv, int exe_fd)
+void ensure_sealed_self(struct init_ctx *c, char **argv)
 {
-    if (exe_fd >= 0) {
-        /* Whatever this fd is, the check below decides: a seal that fails
-         * (not a memfd, not writable, gone) means a copy of our own. */
-        (void)add_seals(exe_fd);
-        if (close(exe_fd) < 0 && errno != EBADF)
-            die(c, "sealed copy: close fd %d", exe_fd);
-    }
     int self = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
     if (self < 0)
         die(c, "sealed copy: open /proc/self/exe");

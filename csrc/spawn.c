@@ -1,15 +1,14 @@
 /* ociruntime-init: the container's init, from the runtime's posix_spawn to
  * the container's process.
  *
- *     ociruntime-init PLAN_FD SYNC_IN SYNC_OUT REPORT_FD [EXE_FD [CWD [ROOT ID]]]
+ *     ociruntime-init PLAN_FD SYNC_IN SYNC_OUT REPORT_FD [CWD [ROOT ID]]
  *
  * The runtime (Python) starts this program -- no namespaces yet, nothing of
  * Python's memory -- with the plan on the pipe PLAN_FD (its length as a
  * u64, then the plan as plan.py encodes it), the init's ends of the two
  * sync pipes (messages from and to the runtime), and the write end of a
  * pipe REPORT_FD; every other fd the plan names arrives with the number
- * the plan gives it.  EXE_FD: the writable memfd this program was executed
- * from, which we seal (sealed_exe.c).  CWD is where it and its children
+ * the plan gives it.  CWD is where it and its children
  * work until the plan's own chdir (the bundle for create, as runc; `/` for
  * exec): never the caller's directory.  ROOT and ID are not read: they
  * name the container in ps (and in the tests' leak checks).
@@ -24,7 +23,8 @@
  * namespace would drop every capability there.
  *
  * Before any of that it makes sure that it runs from a sealed memfd, not
- * from a file the container could reopen for writing (sealed_exe.c). */
+ * from a file the container could reopen for writing (sealed_exe.c): the
+ * runtime starts it from a copy it sealed (core.py: _exe_copy). */
 #include "internal.h"
 #include <limits.h>
 #include <sched.h>
@@ -113,7 +113,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 4; i++) {
         fds[i] = argc > 4 ? fd_arg(argv[i + 1]) : -1;
         if (fds[i] < 0) {
-            fprintf(stderr, "usage: ociruntime-init PLAN_FD SYNC_IN SYNC_OUT REPORT_FD [EXE_FD [CWD [ROOT ID]]]"
+            fprintf(stderr, "usage: ociruntime-init PLAN_FD SYNC_IN SYNC_OUT REPORT_FD [CWD [ROOT ID]]"
                             " (ociruntime runs it)\n");
             return 2;
         }
@@ -121,21 +121,15 @@ int main(int argc, char **argv)
     int plan_fd = fds[0], report_fd = fds[3];
     /* Until the clone, failures go to the report pipe. */
     struct init_ctx boot = {.sync_in = -1, .sync_out = report_fd, .root_fd = -1};
-    /* Never from a writable file into a namespace (CVE-2019-5736).  An
-     * EXE_FD that is one of the four above is a caller's mistake: not ours
-     * to close. */
-    int exe_fd = argc > 5 ? fd_arg(argv[5]) : -1;
-    for (int i = 0; i < 4; i++)
-        if (exe_fd == fds[i])
-            exe_fd = -1;
-    ensure_sealed_self(&boot, argv, exe_fd);
+    /* Never from a writable file into a namespace (CVE-2019-5736). */
+    ensure_sealed_self(&boot, argv);
     /* Started through /proc/self/fd/N, the command name would be "N": give
      * ps (and the waiting init of a created container) a readable one, as
      * runc's "runc:[2:INIT]".  The container's process gets its own at exec. */
     if (prctl(PR_SET_NAME, "ociruntime-init", 0, 0, 0) < 0)
         die(&boot, "prctl(PR_SET_NAME)");
-    if (argc > 6 && chdir(argv[6]) < 0)
-        die(&boot, "chdir %s (the bundle)", argv[6]);
+    if (argc > 5 && chdir(argv[5]) < 0)
+        die(&boot, "chdir %s (the bundle)", argv[5]);
     size_t len;
     uint8_t *plan = read_plan(&boot, plan_fd, &len);
     struct step *steps;

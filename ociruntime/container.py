@@ -430,8 +430,11 @@ def _wait_gone(pid, start_time, timeout):
 
 # -- start / kill / delete -------------------------------------------------
 
-def start(root, cid):
-    c = Container.load(root, cid)
+def start(root, cid, c=None):
+    """c: the container as this process's create left it (run): its
+    state.json is not read again; its status is still checked, live."""
+    if c is None:
+        c = Container.load(root, cid)
     lock = state.lock_dir(c.dir)
     if lock is None:
         raise OciError(f'container "{cid}" does not exist')
@@ -533,10 +536,15 @@ def _signal_init(c, sig):
         os.close(pidfd)
 
 
-def delete(root, cid, force=False):
+def delete(root, cid, force=False, c=None):
+    """c: the container as this process created it (run's tail): its
+    state.json is not read again.  Nothing that delete reads of it changes
+    after create (the cgroups, the init's pid, the hooks), and its
+    directory is locked and checked as for any other."""
     damaged = False
     try:
-        c = Container.load(root, cid)
+        if c is None:
+            c = Container.load(root, cid)
     except (ContainerNotFound, state.CorruptState):
         if not force:
             raise
@@ -614,9 +622,9 @@ def run(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
         no_new_keyring=False, rootless=False):
     """create + start; in the foreground, wait and return the exit code."""
     if detach:
-        create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
-               systemd_cgroup=systemd_cgroup, no_new_keyring=no_new_keyring, rootless=rootless)
-        start(root, cid)
+        c = create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
+                   systemd_cgroup=systemd_cgroup, no_new_keyring=no_new_keyring, rootless=rootless)
+        start(root, cid, c)
         log.mark("start")
         return 0
     watched = set(FORWARDED) | {signal.SIGCHLD}
@@ -631,17 +639,17 @@ def run(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
                 from ociruntime import terminal
                 master = terminal.recv_master(ours)
                 try:
-                    start(root, cid)
+                    start(root, cid, c)
                     return terminal.proxy(master, c.pid, watched, lambda: _reap(c.pid))
                 finally:
                     os.close(master)
-            start(root, cid)
+            start(root, cid, c)
             log.mark("start")
             return _wait_forwarding(c.pid, watched)
         finally:
             log.mark("the process ran")
             if not keep:
-                delete(root, cid, force=True)
+                delete(root, cid, force=True, c=c)
                 log.mark("delete")
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, watched)

@@ -2,8 +2,8 @@
 
 The container init is the small C program ociruntime-init (csrc/spawn.c),
 built into this package's directory.  spawn() starts it with the plan,
-from a memfd copy that it seals first (never from the file: a container
-could rewrite that through /proc/self/exe, CVE-2019-5736); it
+from a sealed memfd copy (never from the file: a container could rewrite
+that through /proc/self/exe, CVE-2019-5736); it
 clones the init (or the intermediate that joins namespaces first) as our
 child, reports that child's pid and exits.  The init then talks to us in
 fixed-size struct oci_msg messages (csrc/core.h) over two pipes: the sync
@@ -15,7 +15,8 @@ idmapped mounts, cgroup2 device programs, the subreaper of `run`.
 import os
 import sys
 from errno import EINVAL, EIO, EPROTO
-from fcntl import F_DUPFD_CLOEXEC, fcntl
+from fcntl import (F_ADD_SEALS, F_DUPFD_CLOEXEC, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK,
+                   F_SEAL_WRITE, fcntl)
 
 from ociruntime import log
 from ociruntime.errors import OciError
@@ -28,10 +29,12 @@ MSG_SIZE = 512
 
 INIT_EXE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ociruntime-init")
 
-# The init runs from a memfd copy of INIT_EXE, which it seals before
-# anything else, never from the file (CVE-2019-5736: csrc/sealed_exe.c).
-# MFD_EXEC is Linux 6.3's, not in Python 3.11's os.
+# The init runs from a sealed memfd copy of INIT_EXE, never from the file
+# (CVE-2019-5736: csrc/sealed_exe.c, which checks the seals).  MFD_EXEC and
+# F_SEAL_EXEC are Linux 6.3's, not in Python 3.11's os and fcntl.
 _MFD_EXEC = 0x10
+_F_SEAL_EXEC = 0x20
+_SEALS = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
 
 
 def strerror(err):
@@ -128,12 +131,13 @@ def _start(args, fds, name):
     # dup2 of an fd onto itself clears close-on-exec, in the child only.
     # An empty environment, as runc's init has: the process gets the
     # config's env, and hooks run in the init get their own (or none).
-    # The copy is executed through /proc/self/fd and handed over (EXE_FD)
-    # for the init to seal.  argv[0] stays the package's path, for ps.
+    # The sealed copy is executed through /proc/self/fd: the kernel opens
+    # it before the exec closes the fd (close-on-exec), so the init holds
+    # no fd of its own file.  argv[0] stays the package's path, for ps.
     exe = _exe_copy()
-    passed = dict.fromkeys((*args, exe, *fds))
+    passed = dict.fromkeys((*args, *fds))
     try:
-        return os.posix_spawn(f"/proc/self/fd/{exe}", [INIT_EXE, *map(str, args), str(exe), *name],
+        return os.posix_spawn(f"/proc/self/fd/{exe}", [INIT_EXE, *map(str, args), *name],
                               {}, file_actions=[(os.POSIX_SPAWN_DUP2, fd, fd) for fd in passed])
     except OSError as e:
         raise OciError(f"run {INIT_EXE} (memfd copy): {strerror(e.errno)}") from None
@@ -142,10 +146,9 @@ def _start(args, fds, name):
 
 
 def _exe_copy():
-    """A close-on-exec memfd holding INIT_EXE, to be sealed by the init:
-    about 50 kB copied in the kernel, and a few syscalls.  A new copy each
-    time: one kept across calls would have to live in a mount or a process
-    of its own."""
+    """A close-on-exec memfd holding INIT_EXE, sealed: about 50 kB copied
+    in the kernel, and a few syscalls.  A new copy each time: one kept
+    across calls would have to live in a mount or a process of its own."""
     try:
         src = os.open(INIT_EXE, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
@@ -165,6 +168,7 @@ def _exe_copy():
             if n == 0:
                 raise OSError(EIO, f"{INIT_EXE} ended at {off} of {size} bytes")
             off += n
+        _seal(fd)
         return fd
     except OSError as e:
         if fd >= 0:
@@ -172,6 +176,22 @@ def _exe_copy():
         raise OciError(f"memfd copy of {INIT_EXE}: {strerror(e.errno)}") from None
     finally:
         os.close(src)
+
+
+def _seal(fd):
+    """Seal the copy for good, here and now: the process (and the CPU)
+    that wrote its pages.  F_SEAL_WRITE waits until no page of the file is
+    pinned; pages still in this CPU's LRU batch count as pinned, and the
+    kernel drains its local batch first.  Sealed by another process on
+    another CPU, it found them pinned and drained every CPU's batch
+    (lru_add_drain_all), waiting for the other CPU.  Kernels before 6.3
+    have no F_SEAL_EXEC (EINVAL): the others suffice."""
+    try:
+        fcntl(fd, F_ADD_SEALS, _SEALS | _F_SEAL_EXEC)
+    except OSError as e:
+        if e.errno != EINVAL:
+            raise
+        fcntl(fd, F_ADD_SEALS, _SEALS)
 
 
 def _send_plan(fd, plan):

@@ -72,13 +72,14 @@ def _lines(c, cg):
         words.append(("oom", str(proc["oomScoreAdj"])))
     size = proc.get("consoleSize") or {}
     words.append(("console", f"{size.get('height', 0)} {size.get('width', 0)}"))
-    words += [("cap", f"{name} {n}") for n, name in enumerate(CAPABILITIES)]
     out = [MAGIC]
     for key, value in words:
         b = value.encode(errors="surrogateescape")
         if b"\n" in b or b"\0" in b:
             return None
         out.append(b"%s %s\n" % (key.encode(), b))
+    # Our own table, not the config's: one block, nothing to check.
+    out.append("".join(f"cap {name} {n}\n" for n, name in enumerate(CAPABILITIES)).encode())
     sc = d.get("seccomp")
     if sc is not None:
         from ociruntime import seccomp

@@ -172,3 +172,37 @@ def test_path_outside_the_hierarchy_is_refused(oci, path):
     for mnt in mountpoints().values():
         assert not os.path.exists(f"{mnt}/{cid}")
         assert not os.path.exists(f"{os.path.dirname(mnt)}/{cid}")
+
+
+def test_parent_removed_between_plan_and_create_is_made_again(oci):
+    """create makes what planned() found missing without looking again;
+    a parent that was there then and is gone now (another container's
+    delete removed it, empty) is made again in every hierarchy, filled
+    (cpuset), recorded as ours, and removed by destroy."""
+    from ociruntime import cgroups
+    top = "/" + oci.new_id()
+    parents = [mnt + top for mnt in mountpoints().values()]
+    for d in parents:
+        os.mkdir(d)
+    m = None
+    try:
+        m = cgroups.Manager.for_config(top + "/c", "unused")
+        planned = m.planned()
+        assert sorted(planned) == sorted(d + "/c" for d in parents)   # the parents are there
+        for d in parents:
+            os.rmdir(d)
+        m.create()
+        for d in parents:
+            assert os.path.isdir(d + "/c") and d in m.created and d + "/c" in m.created, d
+        cpuset = mountpoints().get("cpuset")
+        if cpuset:
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                with open(f"{cpuset}{top}/c/{name}") as f:
+                    assert f.read().strip(), name
+        m.destroy()
+        assert not any(os.path.exists(d) for d in parents)
+    finally:
+        for d in parents:
+            for p in (d + "/c", d):
+                if os.path.isdir(p):
+                    os.rmdir(p)

@@ -158,3 +158,56 @@ def test_run_removes_its_cgroups_without_listing_them(oci):
     assert not listed, listed
     removed = [l for l in lines if l.startswith("rmdir") and "/sys/fs/cgroup" in l and l.endswith("= 0")]
     assert removed, lines[-20:]
+
+
+@needs_strace
+def test_each_cgroup_directory_is_looked_at_once(oci):
+    """create looks for each of the container's cgroup directories once
+    (what is missing, recorded in cgroups.json before anything is made),
+    then makes what it found missing without looking again; and reads and
+    writes the v1 cpuset files with plain syscalls (one open, reads, one
+    close: no io object's fstat, ioctl and lseeks)."""
+    b = oci.bundle(args=["true"])
+    cid = oci.new_id()
+    lines = _traced_create(oci, cid, b, trace="newfstatat,statx,stat,mkdir,openat,ioctl,lseek,close")
+    with open(os.path.join(oci.root, cid, "state.json")) as f:
+        dirs = set(json.load(f)["cgroups"].values())
+    looks = {}
+    for l in lines:
+        if l.startswith(("newfstatat(", "statx(", "stat(")):
+            path = l.split('"')[1] if '"' in l else ""
+            if path in dirs:
+                looks[path] = looks.get(path, 0) + 1
+    assert looks and all(n == 1 for n in looks.values()), looks
+    made = [l.split('"')[1] for l in lines if l.startswith("mkdir(") and l.endswith("= 0")]
+    assert dirs <= set(made), (dirs, made)
+    # after each open of a cpuset file, its fd is closed with nothing but reads/writes between
+    for i, l in enumerate(lines):
+        if l.startswith("openat(") and "/cpuset." in l and "= " in l:
+            fd = l.rsplit("= ", 1)[1].split()[0]
+            rest = lines[i + 1:]
+            upto = next(j for j, m in enumerate(rest) if m.startswith(f"close({fd})"))
+            io_calls = [m for m in rest[:upto] if m.startswith((f"ioctl({fd},", f"lseek({fd},",
+                                                                f"newfstatat({fd},"))]
+            assert not io_calls, (l, io_calls)
+    oci.ok("start", cid)
+    oci.ok("delete", "--force", cid)
+
+
+@needs_strace
+def test_run_reads_no_state_json_of_its_own_container(oci):
+    """`run` starts and deletes the container it has just created from
+    what it holds in memory: state.json is written once and never read
+    back (each read is a parse and a check of every field).  The
+    container runs, its exit code comes back, and nothing is left."""
+    b = oci.bundle(args=["sh", "-c", "exit 7"])
+    cid = oci.new_id()
+    out = oci.tmp / "strace-run.txt"
+    r = subprocess.run(["strace", "-o", str(out), "-s", "256", "-e", "trace=openat",
+                        RUNTIME, "--root", oci.root, "run", "-b", str(b), cid],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 7, r.stderr
+    reads = [l for l in out.read_text().splitlines()
+             if "/state.json" in l and "O_RDONLY" in l and "= -1" not in l]
+    assert not reads, reads
+    assert not os.path.exists(os.path.join(oci.root, cid))

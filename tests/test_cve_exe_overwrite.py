@@ -234,16 +234,15 @@ def test_init_runs_from_a_sealed_copy(oci):
         assert not os.path.samefile(f"/proc/{c.pid}/exe", core.INIT_EXE)
 
 
-def _spawn_from(exe, sync_theirs, extra=()):
+def _spawn_from(exe, sync_theirs):
     """core.spawn, but exec'ing exe (a path) as a caller other than our
-    runtime might: a plan that clones a child that says hello and waits.
-    extra: more arguments (EXE_FD), passed as fds too."""
+    runtime might: a plan that clones a child that says hello and waits."""
     from ociruntime import core
     from ociruntime.plan import Plan
     plan = Plan().add("CLONE", 0).add("SYNC_HELLO").encode()
     plan_r, plan_w = os.pipe()
     report_r, report_w = os.pipe()
-    args = [plan_r, *sync_theirs, report_w, *extra]
+    args = [plan_r, *sync_theirs, report_w]
     helper = os.posix_spawn(exe, [exe, *map(str, args)], {},
                             file_actions=[(os.POSIX_SPAWN_DUP2, fd, fd) for fd in args])
     os.close(plan_r)
@@ -256,12 +255,11 @@ def _spawn_from(exe, sync_theirs, extra=()):
         os.waitpid(helper, 0)
 
 
-@pytest.mark.parametrize("source", ["host-file", "unsealed-memfd", "half-sealed-memfd", "other-exe-fd"])
+@pytest.mark.parametrize("source", ["host-file", "unsealed-memfd", "half-sealed-memfd"])
 def test_init_started_otherwise_makes_its_own_sealed_copy(source):
     """Started from the package's file, or from a memfd that is not sealed
-    for good (a fake copy), or handed an EXE_FD that is not the file it
-    runs from, ociruntime-init execs a sealed copy of itself before it
-    reads its plan: its child runs from that."""
+    for good (a fake copy), ociruntime-init execs a sealed copy of itself
+    before it reads its plan: its child runs from that."""
     import fcntl
     from ociruntime import core
     mfd = None
@@ -269,17 +267,15 @@ def test_init_started_otherwise_makes_its_own_sealed_copy(source):
         exe = core.INIT_EXE
     else:
         mfd = os.memfd_create("ociruntime-init", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-        # (other-exe-fd: unsealed, and the init is told to seal another)
         with open(core.INIT_EXE, "rb") as f:
             os.write(mfd, f.read())
         if source == "half-sealed-memfd":   # writable still: no F_SEAL_WRITE
             fcntl.fcntl(mfd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
         exe = f"/proc/self/fd/{mfd}"
-    other = os.memfd_create("other", os.MFD_ALLOW_SEALING) if source == "other-exe-fd" else None
     sync, theirs = core.channel()
     pid = None
     try:
-        pid = _spawn_from(exe, theirs, [other] if other is not None else [])
+        pid = _spawn_from(exe, theirs)
         for fd in theirs:
             os.close(fd)
         theirs = ()
@@ -295,13 +291,12 @@ def test_init_started_otherwise_makes_its_own_sealed_copy(source):
             os.waitpid(pid, 0)
         for fd in (*sync, *theirs):
             os.close(fd)
-        for fd in (mfd, other):
-            if fd is not None:
-                os.close(fd)
+        if mfd is not None:
+            os.close(mfd)
 
 
 def test_runtime_copy_needs_no_second_exec(oci, tmp_path):
-    """The runtime's copy, sealed by the init itself, is the one it runs:
+    """The runtime's copy, sealed by the runtime, is the one the init runs:
     run and exec each execute ociruntime-init once (no execveat of a copy
     of its own, which would cost an exec)."""
     from conftest import RUNTIME
@@ -323,6 +318,58 @@ def test_runtime_copy_needs_no_second_exec(oci, tmp_path):
         assert len([l for l in calls if "/proc/self/fd/" in l]) == 1, calls
         assert not any("execveat(" in l for l in calls), calls
     oci.ok("delete", "--force", cid)
+
+
+def _sealing(trace):
+    """From an `strace -f -e trace=fcntl,execve,execveat` file: (pid, fd)
+    of each successful F_ADD_SEALS that adds F_SEAL_WRITE, and (pid, N) of
+    each successful exec of /proc/self/fd/N, in the order they were made."""
+    import re
+    seals, execs = [], []
+    for line in trace.read_text().splitlines():
+        pid = int(line.split()[0])
+        m = re.search(r"fcntl\((\d+), F_ADD_SEALS, ([^)]+)\) = 0", line)
+        if m and "F_SEAL_WRITE" in m.group(2):
+            seals.append((pid, int(m.group(1))))
+        m = re.search(r'execve(?:at)?\("/proc/self/fd/(\d+)".* = 0', line)
+        if m:
+            execs.append((pid, int(m.group(1)), len(seals)))
+    return seals, execs
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+def test_copy_is_sealed_by_its_writer_before_the_init_runs(oci, tmp_path):
+    """The runtime seals the memfd copy of ociruntime-init itself, right
+    after writing it and before starting the init from it: no code of
+    the init ever runs from a writable copy, and the seal is added on the
+    CPU that wrote the pages (the kernel's wait for page pins then finds
+    them in its local LRU batch instead of draining every CPU's).  Both
+    writers: Python (`run`) and the C front end (`exec`)."""
+    from conftest import RUNTIME
+    traced = ["strace", "-f", "-e", "trace=fcntl,execve,execveat", "-o"]
+    run_trace, exec_trace = tmp_path / "run.strace", tmp_path / "exec.strace"
+    r = subprocess.run([*traced, str(run_trace), RUNTIME, "--root", oci.root, "run", "-b",
+                        oci.bundle(busybox_config(["true"])), oci.new_id()],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    b = oci.bundle(busybox_config(["sleep", "1000"]))
+    cid = oci.new_id()
+    assert oci.create("-b", b, cid).returncode == 0
+    oci.ok("start", cid)
+    try:
+        r = subprocess.run([*traced, str(exec_trace), RUNTIME, "--root", oci.root, "exec", cid, "true"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+    finally:
+        oci.ok("delete", "--force", cid)
+    for trace in (run_trace, exec_trace):
+        runtime = int(trace.read_text().split(None, 1)[0])   # the first pid traced
+        seals, execs = _sealing(trace)
+        assert len(execs) == 1, execs
+        exec_pid, exe_fd, seals_before = execs[0]
+        # one seal, by the runtime, of the fd the init is then started from
+        assert seals == [(runtime, exe_fd)] and seals_before == 1, (trace.name, seals, execs)
+        assert exec_pid != runtime
 
 
 def test_no_init_binary_is_a_one_line_error(oci, tmp_path):
