@@ -16,10 +16,11 @@ Layout (integers little-endian):
               run by another Python (the launcher's .pyc header does the same)
     version   FORMAT (4 bytes)
     length    of the index (4 bytes)
-    index     marshal of (root, {module: (path, is_package, mtime_ns, size,
-              offset, length)}): root is the directory holding the package,
-              path each module's source relative to it, offset from the end
-              of the index
+    index     marshal of (root, size, {module: (path, is_package, mtime_ns,
+              size, offset, length)}): root is the directory holding the
+              package, size the bundle's (a truncated one is not used), path
+              each module's source relative to it, offset from the end of
+              the index
     code      each module's code object, marshalled on its own
 
 The launcher trusts an entry only while its source has the recorded mtime
@@ -55,10 +56,10 @@ def parse(data, interpreter_inode):
     if len(data) < HEADER + n or data[:HEADER] != header(interpreter_inode, n):
         return None
     try:
-        root, entries = marshal.loads(data[HEADER:HEADER + n])
+        root, size, entries = marshal.loads(data[HEADER:HEADER + n])
     except (ValueError, EOFError, TypeError):
         return None
-    return root, entries, HEADER + n
+    return (root, entries, HEADER + n) if size == len(data) else None
 
 
 def sources(root):
@@ -109,7 +110,13 @@ def build(root, interpreter_inode, old_path=None):
         entries[mod] = (rel, rel.endswith("__init__.py"), st.st_mtime_ns, st.st_size, offset, len(code))
         blobs.append(code)
         offset += len(code)
-    index = marshal.dumps((root, entries))
+    # The index holds the bundle's size, which depends on the index's:
+    # marshal writes an int of this range in 4 bytes, whatever its value.
+    index = marshal.dumps((root, 0x7FFFFFFF, entries))
+    size = HEADER + len(index) + offset
+    index = marshal.dumps((root, size, entries))
+    if HEADER + len(index) + offset != size:
+        raise ValueError("the bundle's index changed size")
     return header(interpreter_inode, len(index)) + index + b"".join(blobs)
 
 
