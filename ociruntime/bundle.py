@@ -31,8 +31,8 @@ are compiled again).
 
 Code is compiled with optimize=2 (no docstrings: nothing in the package
 reads __doc__ or relies on an assert), and the launcher runs write() in a
-Python started with -X no_debug_ranges (no column tables): together 37 %
-less memory for the code create loads.  Each code object keeps its file
+Python started with -X no_debug_ranges (no column tables): the code create
+loads takes 640 kB of memory instead of 714 kB.  Each code object keeps its file
 name and line table, so tracebacks name the source file and line.
 """
 import marshal
