@@ -24,16 +24,16 @@ Layout (integers little-endian):
     code      each module's code object, marshalled on its own
 
 The launcher trusts an entry only while its source has the recorded mtime
-and size (one stat per module loaded, as Python's own cache check); an
-edited, new or removed module is imported the normal way, and the launcher
-then calls write() to bring the bundle up to date (only changed modules
-are compiled again).
+(in ns) and size: one stat per module loaded, as Python's own cache check.
+An edited, new or removed module is imported the normal way, and at the
+end of that call the launcher runs write() in a Python of its own to bring
+the bundle up to date (only changed modules are compiled again).
 
 Code is compiled with optimize=2 (no docstrings: nothing in the package
-reads __doc__ or relies on an assert), and the launcher runs write() in a
-Python started with -X no_debug_ranges (no column tables): the code create
-loads takes 640 kB of memory instead of 714 kB.  Each code object keeps its file
-name and line table, so tracebacks name the source file and line.
+reads __doc__ or relies on an assert), in a Python started with
+-X no_debug_ranges (no column tables): the code create loads takes 640 kB
+of memory instead of 714 kB.  Each code object keeps its file name and
+line table, so tracebacks name the source file and line.
 """
 import marshal
 import os
