@@ -127,6 +127,23 @@ def test_bundle_of_another_interpreter_is_not_run(oci, env):
     assert env.path.read_bytes()[4:8] == (ino & 0xFFFFFFFF).to_bytes(4, "little"), "not rewritten"
 
 
+def test_launcher_of_another_layout_imports_the_normal_way(oci, env):
+    """A launcher older or newer than the package (an editable install
+    after a pull, before reinstalling) neither reads the bundle nor
+    rewrites it on every call."""
+    launcher = env.bin / "ociruntime-py"
+    text = launcher.read_text()
+    assert f"_BUNDLE_FORMAT = {bundle.FORMAT} " in text
+    launcher.write_text(text.replace(f"_BUNDLE_FORMAT = {bundle.FORMAT} ", f"_BUNDLE_FORMAT = {bundle.FORMAT + 1} "))
+    b = not_an_object(oci)
+    assert "$: must be a JSON object" in failed_create(oci, env, b)
+    assert not env.path.exists()
+    env.path.write_bytes(bundle.build(str(env.src), os.stat(sys.executable).st_ino))
+    before = env.path.stat().st_mtime_ns
+    assert "$: must be a JSON object" in failed_create(oci, env, b)
+    assert env.path.stat().st_mtime_ns == before
+
+
 @pytest.mark.parametrize("damage", ["missing", "directory", "truncated", "garbage"])
 def test_unusable_bundle_falls_back_to_normal_imports(oci, env, damage):
     b = not_an_object(oci)
@@ -217,6 +234,12 @@ assert ociruntime.cgroups.__path__ == [os.path.dirname(ociruntime.cgroups.__file
 assert (importlib.resources.files("ociruntime") / "schemas" / "config.schema.json").is_file()
 assert os.path.isdir(ociruntime.validate.SCHEMA_DIR)
 assert type(ociruntime._core.__spec__.loader).__name__ == "ExtensionFileLoader"
+import _json, importlib.machinery
+found = importlib.machinery.PathFinder.find_spec("_json")
+if found is not None:   # a shared object here, found through the bundle's record
+    assert _json.__spec__.origin == found.origin and _json.__file__ == found.origin
+from ociruntime import jsonlite
+assert jsonlite.loads(jsonlite.dumps({{"a": [1]}})) == {{"a": [1]}}
 import ociruntime.config
 try:
     ociruntime.config.load("/nonexistent")
