@@ -79,3 +79,12 @@ class InstallScripts(install_scripts):
             py_compile.compile(src, cfile=pyc, doraise=True,
                                invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
         self.outfiles.append(pyc)
+        # The module bundle (ociruntime/bundle.py) goes beside it.  Empty
+        # here, which the launcher does not trust: the first call writes
+        # it in place for the package where it was installed (the paths
+        # and times it records are known only there), and it is recorded.
+        bundle = os.path.join(self.install_dir, "__pycache__", "ociruntime.bundle")
+        if not self.dry_run:
+            with open(bundle, "wb"):
+                pass
+        self.outfiles.append(bundle)

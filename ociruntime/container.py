@@ -482,8 +482,18 @@ def start(root, cid, c=None):
         os.close(lock)
 
 
-SIGNALS = {name: getattr(signal, name) for name in dir(signal)
-           if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(getattr(signal, name), int)}
+def _signals():
+    """Signal names to numbers: built by the first name parsed (kill, and
+    the C front end answers most kills), not by every create (issue 16)."""
+    global _SIGNALS
+    if _SIGNALS is None:
+        _SIGNALS = {name: getattr(signal, name) for name in dir(signal)
+                    if name.startswith("SIG") and not name.startswith("SIG_")
+                    and isinstance(getattr(signal, name), int)}
+    return _SIGNALS
+
+
+_SIGNALS = None
 
 
 def parse_signal(text):
@@ -494,7 +504,7 @@ def parse_signal(text):
             raise OciError(f"invalid signal {text!r}: a number must be at most {signal.SIGRTMAX}")
         return int(text)
     name = text.upper()
-    num = SIGNALS.get(name) or SIGNALS.get("SIG" + name)
+    num = _signals().get(name) or _signals().get("SIG" + name)
     if num is None:
         raise OciError(f"unknown signal {text!r}")
     return int(num)

@@ -125,6 +125,12 @@ def test_wheel_installs_runs_and_uninstalls_clean(dists, oci, tmp_path):
     run_busybox(oci, venv)
     # The front end ran the launcher's bytecode, which the install made.
     assert (venv / "bin" / "__pycache__" / "ociruntime-py.pyc").is_file()
+    # The first call wrote the module bundle in place of the empty one the
+    # install recorded (so that uninstall removes it, checked below).
+    from ociruntime import bundle
+    data = (venv / "bin" / "__pycache__" / bundle.NAME).read_bytes()
+    got = bundle.parse(data, (venv / "bin" / "python3").stat().st_ino)
+    assert got and got[0] == str(next(venv.glob("lib/python*/site-packages"))), data[:64]
     # README's install: engines call a symlink (/usr/local/bin/ociruntime),
     # with no PATH; the command finds its venv through the link.
     link = tmp_path / "link" / "ociruntime"
