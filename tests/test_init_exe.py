@@ -38,7 +38,10 @@ def test_waiting_init_is_the_small_c_program(oci):
         assert int(proc_status(c.pid)["VmRSS"].split()[0]) < 3 * 1024
         oci.ok("start", c.cid)
         wait_for(lambda: not os.readlink(f"/proc/{c.pid}/exe").startswith("/memfd:"), "the exec")
-        assert Path(f"/proc/{c.pid}/cmdline").read_bytes() == b"sleep\x001000\x00"
+        # The exe link changes before the kernel lays out the new
+        # arguments: cmdline reads empty for that moment.
+        wait_for(lambda: Path(f"/proc/{c.pid}/cmdline").read_bytes() == b"sleep\x001000\x00",
+                 "the process's command line")
 
 
 def _create_with_fds(oci, args, fds):
