@@ -55,6 +55,7 @@ pid_t clone_fork_into(unsigned long flags, int cgroup_fd);
 /* Runs steps [i, n) of a decoded plan; returns only through exec or exit. */
 void run_plan(struct init_ctx *c, struct step *steps, size_t n, size_t i)
     __attribute__((noreturn));
+size_t run_seccomp_build(struct init_ctx *c, struct step *steps, size_t n, size_t i);
 
 /* mounts.c */
 void do_rootfs(struct init_ctx *c, const char *rootfs, unsigned long prop);

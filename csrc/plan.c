@@ -266,6 +266,22 @@ void run_plan(struct init_ctx *c, struct step *steps, size_t n, size_t i)
     die_errno(c, EINVAL, "plan: ended without exec");
 }
 
+/* The steps from i on that build a seccomp filter, run by the process
+ * that clones the init (spawn.c's main): libseccomp's memory is then the
+ * runtime's, not charged to the container, and the init inherits the
+ * built filter, so it can be born in its cgroups.  Returns the index of
+ * the first other step. */
+size_t run_seccomp_build(struct init_ctx *c, struct step *steps, size_t n, size_t i)
+{
+    for (; i < n && (steps[i].op == OP_SECCOMP || steps[i].op == OP_SECCOMP_RULE
+                     || steps[i].op == OP_SECCOMP_EXPORT); i++) {
+        int64_t t = now_ns();
+        run_step(c, &steps[i]);
+        c->phase_ns[PH_SECCOMP] += now_ns() - t;
+    }
+    return i;
+}
+
 static void run_step(struct init_ctx *c, struct step *s)
 {
     switch (s->op) {

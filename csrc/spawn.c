@@ -149,6 +149,9 @@ int main(int argc, char **argv)
         add_source(&boot, steps[first].args[0].str);
     }
     sources_socket(&boot);
+    int64_t t_plan = now_ns();
+    size_t built = first;
+    first = run_seccomp_build(&boot, steps, n, first);
     if (first < n && steps[first].op == OP_CLONE && !steps[first].args[0].is_str) {
         /* Nothing to join first: the first child is the init. */
         flags |= (unsigned long)steps[first].args[0].num;
@@ -173,10 +176,15 @@ int main(int argc, char **argv)
         run_plan(&c, steps, n, first);
     }
     send_sources(pid);
-    /* When this program started and cloned: the runtime's --debug trace
-     * reads them (CLOCK_MONOTONIC ns; the child says when it started). */
-    char times[48];
-    snprintf(times, sizeof times, "%lld %lld", (long long)t_main, (long long)t_clone);
+    /* When this program started, (when it built a seccomp filter) and
+     * cloned: the runtime's --debug trace reads them (CLOCK_MONOTONIC ns;
+     * the child says when it started). */
+    char times[72];
+    if (first > built && steps[built].op == OP_SECCOMP)   /* a filter built above */
+        snprintf(times, sizeof times, "%lld %lld %lld", (long long)t_main, (long long)t_plan,
+                 (long long)t_clone);
+    else
+        snprintf(times, sizeof times, "%lld %lld", (long long)t_main, (long long)t_clone);
     sync_send_text(&boot, MSG_PID, pid, times);
     return 0;
 }

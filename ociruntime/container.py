@@ -231,12 +231,9 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, co
             listener_fd = seccomp.open_listener(seccomp.compile_filter(seccomp_cfg, source), first_free)
         # The init places itself in its cgroups (fast; see open_for_init)
         # before it says hello.  Born in its cgroup2 directory, unless that
-        # is in a joined cgroup namespace (CLONE_INTO_CGROUP would refuse)
-        # or the init first builds a seccomp filter, whose memory must not
-        # count against the container's limit.
-        builds_filter = bool(cfg.get("process")) and seccomp_cfg is not None
-        cgroup_tasks, cgroup_v2_fd = cg.open_for_init(
-            into_v2="cgroup" not in ns.joined and not builds_filter)
+        # is in a joined cgroup namespace (CLONE_INTO_CGROUP would refuse);
+        # a seccomp filter is built before the clone (init.build).
+        cgroup_tasks, cgroup_v2_fd = cg.open_for_init(into_v2="cgroup" not in ns.joined)
         cgroup_tasks = [(core.move_fd_above(fd, first_free), p) for fd, p in cgroup_tasks]
         if cgroup_v2_fd >= 0:
             cgroup_v2_fd = core.move_fd_above(cgroup_v2_fd, first_free)

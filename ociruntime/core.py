@@ -123,7 +123,8 @@ def spawn(plan_bytes, sync, fds=(), name=(), cwd="/"):
         os.waitpid(helper, 0)   # it exits once it has reported
     pid = _first_child(report)
     # --debug's trace: when it started, and cloned
-    log.mark_times(("spawn of the init", "init: seal, read the plan"), report[3])
+    log.mark_times(("spawn of the init", "init: seal, read the plan",
+                    "init: seccomp filter built, before the clone"), report[3])
     return pid
 
 

@@ -116,6 +116,17 @@ def build(cfg, ns, ctx):
     first_closed_fd, no_pivot, cgroup_mounts."""
     plan = Plan()
     mounts.plan_sources(plan, cfg, ctx, ns)   # first: ociruntime-init opens them before any clone
+    seccomp_cfg = (cfg.get("linux") or {}).get("seccomp")
+    if cfg.get("process") and seccomp_cfg is not None:
+        # Built first, by the process that clones the init (csrc/spawn.c):
+        # libseccomp's memory (over 1 MiB for podman's profile) is the
+        # runtime's, not charged to the container's limit, and the init
+        # inherits the built filter.  So the init can be born in its
+        # cgroup2 directory and join its v1 cgroups itself (writing 0 into
+        # `tasks`): the runtime moving it in afterwards (cgroup.procs)
+        # waited for an RCU grace period, ~5 ms here.
+        from ociruntime import seccomp
+        seccomp.add_seccomp_step(plan, seccomp_cfg, ctx.source, cfg["process"], "build")
     if ns.joined:   # the intermediate enters the container's namespaces:
         plan.add("SET_DUMPABLE", 0)   # not dumpable first (CVE-2019-5736); the init inherits it
     ns.add_joins(plan)
@@ -130,12 +141,6 @@ def build(cfg, ns, ctx):
     plan.add("SET_DUMPABLE", 0)
     if "time" in ns.new:
         plan.add("UNSHARE", CLONE_NEWTIME)
-    seccomp_cfg = (cfg.get("linux") or {}).get("seccomp")
-    if cfg.get("process") and seccomp_cfg is not None:
-        # Built before joining the cgroup, so that a tight memory limit
-        # only pays for what the container itself uses (see seccomp.py).
-        from ociruntime import seccomp
-        seccomp.add_seccomp_step(plan, seccomp_cfg, ctx.source, cfg["process"], "build")
     tasks = getattr(ctx, "cgroup_tasks", ())
     if tasks:   # into its v1 cgroups, before it allocates anything more
         plan.add("JOIN_CGROUP", *[x for fd, path in tasks for x in (fd, path)])

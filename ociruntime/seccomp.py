@@ -266,10 +266,10 @@ def add_seccomp_step(plan, cfg_seccomp, source, proc, phase, listener_fd=-1, sta
         return
     early = flt.load_early(proc or {})
     if phase == "build":
-        # Before SYNC_HELLO, where the init has not joined its cgroup yet:
-        # libseccomp's allocations (over 1 MiB for podman's profile) are
-        # then not charged to the container's memory limit.  Pass
-        # built=True to the "identity" phase afterwards.
+        # In the intermediate, before the clone (init.build): libseccomp's
+        # allocations (over 1 MiB for podman's profile) are then not
+        # charged to the container's memory limit.  Pass built=True to the
+        # "identity" phase afterwards.
         flt.add_build(plan)
     elif phase == "identity":
         if not built:

@@ -211,3 +211,25 @@ def test_run_reads_no_state_json_of_its_own_container(oci):
              if "/state.json" in l and "O_RDONLY" in l and "= -1" not in l]
     assert not reads, reads
     assert not os.path.exists(os.path.join(oci.root, cid))
+
+
+@needs_strace
+def test_a_seccomp_filter_is_built_before_the_clone_and_the_init_joins_alone(oci):
+    """With linux.seccomp the filter is built by the process that clones
+    the init (csrc/spawn.c), so the init is born in its cgroup2 directory
+    and joins its v1 cgroups itself.  Before, the init built it after the
+    clone, outside its cgroup2 directory, and the runtime moved it in by
+    writing its pid into cgroup.procs: a wait for an RCU grace period
+    (~5 ms here) and a set-up round trip on every create with a filter."""
+    cfg = busybox_config(["true"])
+    cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                               "syscalls": [{"names": ["kexec_load"], "action": "SCMP_ACT_ERRNO"}]}
+    cid, phases = _phases(oci, cfg)
+    assert "init: seccomp filter built, before the clone" in phases, phases
+    assert "set-up handshake" not in phases, phases
+    oci.ok("delete", "--force", cid)
+    cid = oci.new_id()
+    lines = _traced_create(oci, cid, oci.bundle(cfg), trace="openat")
+    moved = [l for l in lines if "cgroup.procs" in l and "O_WRONLY" in l]
+    assert not moved, f"the runtime moved the init into a cgroup: {moved}"
+    oci.ok("delete", "--force", cid)
