@@ -149,6 +149,7 @@ int main(int argc, char **argv)
         add_source(&boot, steps[first].args[0].str);
     }
     sources_socket(&boot);
+    size_t sources = first;
     int64_t t_plan = now_ns();
     size_t built = first;
     first = run_seccomp_build(&boot, steps, n, first);
@@ -158,7 +159,7 @@ int main(int argc, char **argv)
         if (steps[first].argc > 1)
             cgroup_fd = (int)steps[first].args[1].num;
         first++;
-    } else if (first > 0) {   /* the sources go to the init, not to an intermediate */
+    } else if (sources > 0) {   /* the sources go to the init, not to an intermediate */
         die_errno(&boot, EINVAL, "plan: bind mount sources are sent to an init cloned first");
     }   /* else an intermediate joins namespaces, then OP_CLONE forks the init */
     int64_t t_clone = now_ns();
