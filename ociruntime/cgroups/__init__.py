@@ -31,6 +31,7 @@ import os
 import time
 
 from ociruntime.errors import OciError
+from ociruntime.state import read_bytes   # small control files: os calls, no io object
 
 # What `features` reports (ociruntime/features.py reads it).
 FEATURES = {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True}
@@ -728,26 +729,12 @@ def _ensure_cpusets(mnt, path):
         p = os.path.dirname(p)
     for d in reversed(levels):
         for name in ("cpuset.cpus", "cpuset.mems"):
-            if _read_small(f"{d}/{name}").strip():
+            if read_bytes(f"{d}/{name}").strip():
                 continue
-            value = _read_small(f"{os.path.dirname(d)}/{name}").strip()
+            value = read_bytes(f"{os.path.dirname(d)}/{name}").strip()
             fd = os.open(f"{d}/{name}", os.O_WRONLY | os.O_CLOEXEC)
             try:
                 if value:
                     os.write(fd, value)
             finally:
                 os.close(fd)
-
-
-def _read_small(path):
-    """A small control file's bytes: os calls rather than an io object
-    (a third of the syscalls, no buffer), as create reads a few per
-    cgroup hierarchy."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 4096):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
