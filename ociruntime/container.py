@@ -133,21 +133,30 @@ def _create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
         c.data["cgroups_created"] = cg.created
         cg.apply_config(cfg, source)   # limits in place before the init joins
         log.mark("state dir+cgroups")
+        staged = []
+        # Without an intermediate the init's pid is known at spawn, and
+        # without create-time hooks nothing has saved state.json yet: the
+        # ready files are then written while the init sets itself up.
+        meanwhile = None if ns.joined or c.on_disk else (
+            lambda first: staged.extend(_stage_ready(c, cg, first)))
         try:
             pid = _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds,
-                              console_fd)
+                              console_fd, meanwhile)
         except OciError as e:
             raise cg.explain(e) from None   # e.g. an OOM kill under a tiny memory limit
         st = state.proc_stat(pid)
         if st is None:
             raise OciError("the container init exited during create")
         c.data.update(status="created", pid=pid, pid_start=st[1])
-        c.save()
-        if pid_file:
-            state.write_pid_file(pid_file, pid)
-        from ociruntime import exec_template
-        exec_template.write(c, cg)   # what the front end's exec needs
-        state.write_fast(c)   # last: the C front end may answer from now on
+        if staged and staged[0] == (pid, st[1]) and _same_data(c, staged[1]):
+            _commit_ready(c, staged, pid_file)
+        else:
+            c.save()
+            if pid_file:
+                state.write_pid_file(pid_file, pid)
+            from ociruntime import exec_template
+            exec_template.write(c, cg)   # what the front end's exec needs
+            state.write_fast(c)   # last: the C front end may answer from now on
         log.mark("ready: state saved")
         return c
     except BaseException as e:
@@ -168,6 +177,46 @@ def _create(root, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds,
         os.close(lock)
         if console_fd >= 0:
             os.close(console_fd)
+
+
+def _stage_ready(c, cg, pid):
+    """While the init sets itself up (issue 16: its ~2 ms left our CPU
+    idle): the files of the ready container -- state.json, the exec
+    template, the front end's `fast` -- rendered as they will be, and
+    written under their temporary names.  [(pid, start), state.json's
+    bytes, names to rename]; [] when the init is gone already."""
+    st = state.proc_stat(pid)
+    if st is None:
+        return []
+    from ociruntime import exec_template, jsonlite
+    ready = Container(c.root, c.id, dict(c.data, status="created", pid=pid, pid_start=st[1]))
+    ready.saved = jsonlite.dumps(ready.data).encode()
+    names = []
+    for name, data in (("state.json", ready.saved), ("exec", exec_template.render(ready, cg)),
+                       ("fast", state.render_fast(ready))):
+        if data is not None:
+            state.stage_file(c.dir, name, data)
+            names.append(name)
+    return [(pid, st[1]), ready.saved, names]
+
+
+def _same_data(c, saved):
+    """Whether state.json as staged is what create would save now (nothing
+    changed c.data while the init worked): else the files are written again."""
+    from ociruntime import jsonlite
+    return jsonlite.dumps(c.data).encode() == saved
+
+
+def _commit_ready(c, staged, pid_file):
+    """The staged files into place, in the order create writes them: the
+    front end's `fast` last (it may answer from then on)."""
+    _, c.saved, names = staged
+    state.commit_staged(c.dir, "state.json")
+    c.on_disk = True
+    if pid_file:
+        state.write_pid_file(pid_file, c.data["pid"])
+    for name in names[1:]:
+        state.commit_staged(c.dir, name)
 
 
 def _create_hooks(cfg):
@@ -203,7 +252,8 @@ def listen_fds(proc, preserve_fds):
     return n
 
 
-def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, console_fd=-1):
+def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, console_fd=-1,
+                meanwhile=None):
     """Start the init, answer its handshake; its pid once it is ready.
     It gets the fds its plan names, and the preserved ones; none of the
     rest of ours (all close-on-exec: the lock, our ends of the sync channel)."""
@@ -267,6 +317,8 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, co
         for fd in init_sync:   # the init's copy is the one that counts: EOF when it is gone
             os.close(fd)
         init_sync = ()
+        if meanwhile is not None and not set_up:   # the init works on alone: our CPU is free
+            meanwhile(first)
         return _handshake(sync, first, cfg, cg, pids, bool(ns.joined),
                           on_hooks=_runtime_hooks(c, hooks_cfg), rootless=ctx.rootless,
                           hello=set_up)

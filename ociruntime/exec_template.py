@@ -30,14 +30,20 @@ PYTHON_ONLY = ("apparmorProfile", "selinuxLabel", "scheduler", "ioPriority", "ex
 def write(c, cg):
     """Write <dir>/exec for container c (created, c.data complete) with
     cgroup manager cg, or remove a stale one when exec must be Python's."""
-    lines = _lines(c, cg)
-    if lines is None:
+    data = render(c, cg)
+    if data is None:
         try:
             os.unlink(os.path.join(c.dir, "exec"))
         except FileNotFoundError:
             pass
         return
-    replace_file(c.dir, "exec", b"".join(lines))
+    replace_file(c.dir, "exec", data)
+
+
+def render(c, cg):
+    """The bytes of <dir>/exec, or None when exec must be Python's."""
+    lines = _lines(c, cg)
+    return None if lines is None else b"".join(lines)
 
 
 def _lines(c, cg):

@@ -375,6 +375,13 @@ FAST_MAGIC = b"ociruntime-fast 1\n"
 
 
 def write_fast(c):
+    """Write the front end's view of c (render_fast), if it has one."""
+    data = render_fast(c)
+    if data is not None:
+        replace_file(c.dir, "fast", data)
+
+
+def render_fast(c):
     """The front end's view of a created container, as plain lines.
 
     The state JSON is rendered here, around its two live fields: `head`
@@ -401,7 +408,7 @@ def write_fast(c):
     paths += [(b"rmdir", p) for p in made if p in leaves]
     paths += [(b"rmparent", p) for p in made if p not in leaves]
     if any("\n" in p for _, p in paths):
-        return
+        return None
     lines += [b"%s %s\n" % (k, os.fsencode(p)) for k, p in paths]
     text = dumps_pretty(dict(c.oci_state(status=""), pid=0)) + "\n"
     i = text.index('"pid": 0,') + len('"pid": ')
@@ -409,7 +416,7 @@ def write_fast(c):
     blobs = [(b"head", text[:i].encode()), (b"mid", text[i + 1:j].encode()),
              (b"tail", text[j:].encode()), (b"state.json", c.saved)]
     lines += [b"%s %d\n%s\n" % (name, len(blob), blob) for name, blob in blobs]
-    replace_file(c.dir, "fast", b"".join(lines))
+    return b"".join(lines)
 
 
 # Where Container.save moves the old state.json while it renames the new
@@ -430,6 +437,31 @@ def _read_state(path, aside, cid):
         except OSError as e:
             raise OciError(f"{p}: {e.strerror.lower()}") from None
     raise ContainerNotFound(cid)
+
+
+def stage_file(dirpath, name, data):
+    """replace_file's first half, for a new file: data in dirpath/.name.tmp,
+    which commit_staged renames into place.  create writes the files of a
+    ready container this way while the init sets itself up (issue 16)."""
+    tmp = os.path.join(dirpath, f".{name}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise OciError(f"write {os.path.join(dirpath, name)}: {os.strerror(e.errno).lower()}") from None
+
+
+def commit_staged(dirpath, name):
+    """stage_file's file renamed into place."""
+    try:
+        os.rename(os.path.join(dirpath, f".{name}.tmp"), os.path.join(dirpath, name))
+    except OSError as e:
+        raise OciError(f"write {os.path.join(dirpath, name)}: {os.strerror(e.errno).lower()}") from None
 
 
 def replace_file(dirpath, name, data, aside=None):

@@ -233,3 +233,24 @@ def test_a_seccomp_filter_is_built_before_the_clone_and_the_init_joins_alone(oci
     moved = [l for l in lines if "cgroup.procs" in l and "O_WRONLY" in l]
     assert not moved, f"the runtime moved the init into a cgroup: {moved}"
     oci.ok("delete", "--force", cid)
+
+
+@needs_strace
+def test_ready_files_are_written_while_the_init_sets_itself_up(oci):
+    """state.json, the exec template and `fast` are rendered and written
+    under their temporary names while the init works (our CPU was idle
+    then); once it says ready, only the renames are left, `fast` last."""
+    from ociruntime import core
+    cid = oci.new_id()
+    lines = _traced_create(oci, cid, oci.bundle(busybox_config(["sleep", "100"])),
+                           trace="openat,read,rename")
+    ready = "\\%o\\0\\0\\0" % core.MSG_READY   # strace's rendering of the message's type
+    at_ready = max(i for i, l in enumerate(lines) if l.startswith("read(") and f'"{ready}' in l)
+    opened = [i for i, l in enumerate(lines) if "openat(" in l and any(
+        f"/{cid}/.{n}.tmp" in l for n in ("state.json", "exec", "fast"))]
+    renamed = [l.split('"')[3].rsplit("/", 1)[1] for l in lines if l.startswith("rename(")
+               and f"/{cid}/" in l]
+    assert len(opened) == 3 and max(opened) < at_ready, lines
+    assert renamed == ["state.json", "exec", "fast"], renamed
+    assert oci.state(cid)["status"] == "created"
+    oci.ok("delete", "--force", cid)
