@@ -439,21 +439,29 @@ def _read_state(path, aside, cid):
     raise ContainerNotFound(cid)
 
 
+def _write_whole(path, data):
+    """A new file at path holding data (0600); OSError as the calls raise it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def _write_error(path, e):
+    return OciError(f"write {path}: {os.strerror(e.errno).lower()}")
+
+
 def stage_file(dirpath, name, data):
     """replace_file's first half, for a new file: data in dirpath/.name.tmp,
     which commit_staged renames into place.  create writes the files of a
     ready container this way while the init sets itself up (issue 16)."""
-    tmp = os.path.join(dirpath, f".{name}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
+        _write_whole(os.path.join(dirpath, f".{name}.tmp"), data)
     except OSError as e:
-        raise OciError(f"write {os.path.join(dirpath, name)}: {os.strerror(e.errno).lower()}") from None
+        raise _write_error(os.path.join(dirpath, name), e) from None
 
 
 def commit_staged(dirpath, name):
@@ -461,7 +469,7 @@ def commit_staged(dirpath, name):
     try:
         os.rename(os.path.join(dirpath, f".{name}.tmp"), os.path.join(dirpath, name))
     except OSError as e:
-        raise OciError(f"write {os.path.join(dirpath, name)}: {os.strerror(e.errno).lower()}") from None
+        raise _write_error(os.path.join(dirpath, name), e) from None
 
 
 def replace_file(dirpath, name, data, aside=None):
@@ -474,13 +482,7 @@ def replace_file(dirpath, name, data, aside=None):
     path = os.path.join(dirpath, name)
     moved = None
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
+        _write_whole(tmp, data)
         if aside:
             try:
                 os.rename(path, os.path.join(dirpath, aside))
@@ -498,7 +500,7 @@ def replace_file(dirpath, name, data, aside=None):
             os.unlink(tmp)
         except OSError:
             pass
-        raise OciError(f"write {path}: {os.strerror(e.errno).lower()}") from None
+        raise _write_error(path, e) from None
     if moved:
         try:
             os.unlink(moved)

@@ -40,6 +40,16 @@ def _traced_create(oci, cid, bundle, trace="%file"):
     return out.read_text().splitlines()
 
 
+def _traced_run(oci, cid, bundle, trace):
+    """`run` under strace (no -f: the runtime's process only): the
+    completed process and the syscall lines."""
+    out = oci.tmp / f"strace-run-{cid}.txt"
+    r = subprocess.run(["strace", "-o", str(out), "-s", "256", "-e", f"trace={trace}",
+                        RUNTIME, "--root", oci.root, "run", "-b", str(bundle), cid],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    return r, out.read_text().splitlines()
+
+
 @needs_strace
 def test_state_json_is_written_once(oci):
     """A plain create writes state.json once, when the init is ready:
@@ -146,12 +156,8 @@ def test_run_removes_its_cgroups_without_listing_them(oci):
     deepest first, tests/test_cgroups_real.py)."""
     b = oci.bundle(args=["true"])
     cid = oci.new_id()
-    out = oci.tmp / "strace-run.txt"
-    r = subprocess.run(["strace", "-o", str(out), "-s", "256", "-e", "trace=openat,rmdir",
-                        RUNTIME, "--root", oci.root, "run", "-b", str(b), cid],
-                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    r, lines = _traced_run(oci, cid, b, "openat,rmdir")
     assert r.returncode == 0, r.stderr
-    lines = out.read_text().splitlines()
     listed = [l for l in lines if l.startswith("openat") and "O_DIRECTORY" in l
               and "O_PATH" not in l   # CLONE_INTO_CGROUP's fd: not a listing
               and f"/{cid}" in l and "/sys/fs/cgroup" in l]
@@ -202,12 +208,9 @@ def test_run_reads_no_state_json_of_its_own_container(oci):
     container runs, its exit code comes back, and nothing is left."""
     b = oci.bundle(args=["sh", "-c", "exit 7"])
     cid = oci.new_id()
-    out = oci.tmp / "strace-run.txt"
-    r = subprocess.run(["strace", "-o", str(out), "-s", "256", "-e", "trace=openat",
-                        RUNTIME, "--root", oci.root, "run", "-b", str(b), cid],
-                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    r, lines = _traced_run(oci, cid, b, "openat")
     assert r.returncode == 7, r.stderr
-    reads = [l for l in out.read_text().splitlines()
+    reads = [l for l in lines
              if "/state.json" in l and "O_RDONLY" in l and "= -1" not in l]
     assert not reads, reads
     assert not os.path.exists(os.path.join(oci.root, cid))

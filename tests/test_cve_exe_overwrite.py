@@ -299,8 +299,17 @@ def test_runtime_copy_needs_no_second_exec(oci, tmp_path):
     """The runtime's copy, sealed by the runtime, is the one the init runs:
     run and exec each execute ociruntime-init once (no execveat of a copy
     of its own, which would cost an exec)."""
+    for trace in _trace_run_and_exec(oci, tmp_path, "execve,execveat"):
+        calls = [l for l in trace.read_text().splitlines() if "exec" in l and "= 0" in l]
+        assert len([l for l in calls if "/proc/self/fd/" in l]) == 1, calls
+        assert not any("execveat(" in l for l in calls), calls
+
+
+def _trace_run_and_exec(oci, tmp_path, calls):
+    """strace -f files of a `run` and of an `exec` (the C front end's)
+    into a running container, tracing those calls."""
     from conftest import RUNTIME
-    traced = ["strace", "-f", "-e", "trace=execve,execveat", "-o"]
+    traced = ["strace", "-f", "-e", f"trace={calls}", "-o"]
     run_trace, exec_trace = tmp_path / "run.strace", tmp_path / "exec.strace"
     r = subprocess.run([*traced, str(run_trace), RUNTIME, "--root", oci.root, "run", "-b",
                         oci.bundle(busybox_config(["true"])), oci.new_id()],
@@ -309,15 +318,14 @@ def test_runtime_copy_needs_no_second_exec(oci, tmp_path):
     b = oci.bundle(busybox_config(["sleep", "1000"]))
     cid = oci.new_id()
     assert oci.create("-b", b, cid).returncode == 0
-    oci.ok("start", cid)
-    r = subprocess.run([*traced, str(exec_trace), RUNTIME, "--root", oci.root, "exec", cid, "true"],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    for trace in (run_trace, exec_trace):
-        calls = [l for l in trace.read_text().splitlines() if "exec" in l and "= 0" in l]
-        assert len([l for l in calls if "/proc/self/fd/" in l]) == 1, calls
-        assert not any("execveat(" in l for l in calls), calls
-    oci.ok("delete", "--force", cid)
+    try:
+        oci.ok("start", cid)
+        r = subprocess.run([*traced, str(exec_trace), RUNTIME, "--root", oci.root, "exec", cid, "true"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+    finally:
+        oci.ok("delete", "--force", cid)
+    return run_trace, exec_trace
 
 
 def _sealing(trace):
@@ -345,24 +353,7 @@ def test_copy_is_sealed_by_its_writer_before_the_init_runs(oci, tmp_path):
     CPU that wrote the pages (the kernel's wait for page pins then finds
     them in its local LRU batch instead of draining every CPU's).  Both
     writers: Python (`run`) and the C front end (`exec`)."""
-    from conftest import RUNTIME
-    traced = ["strace", "-f", "-e", "trace=fcntl,execve,execveat", "-o"]
-    run_trace, exec_trace = tmp_path / "run.strace", tmp_path / "exec.strace"
-    r = subprocess.run([*traced, str(run_trace), RUNTIME, "--root", oci.root, "run", "-b",
-                        oci.bundle(busybox_config(["true"])), oci.new_id()],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    b = oci.bundle(busybox_config(["sleep", "1000"]))
-    cid = oci.new_id()
-    assert oci.create("-b", b, cid).returncode == 0
-    oci.ok("start", cid)
-    try:
-        r = subprocess.run([*traced, str(exec_trace), RUNTIME, "--root", oci.root, "exec", cid, "true"],
-                           capture_output=True, text=True, timeout=60)
-        assert r.returncode == 0, r.stderr
-    finally:
-        oci.ok("delete", "--force", cid)
-    for trace in (run_trace, exec_trace):
+    for trace in _trace_run_and_exec(oci, tmp_path, "fcntl,execve,execveat"):
         runtime = int(trace.read_text().split(None, 1)[0])   # the first pid traced
         seals, execs = _sealing(trace)
         assert len(execs) == 1, execs
