@@ -85,6 +85,33 @@ static int follow_dangling(struct init_ctx *c, int parent, const char *dest, siz
     return open_in_root_depth(c, next, kind, depth + 1);
 }
 
+/* The common case: only the last component of dest is missing.  Its
+ * parent, looked up once in the root, gets it.  -2 when the parent
+ * does not resolve or the name is not a plain one: the walk from the
+ * root then makes (or fails on) each component.  The same lookups and
+ * checks as the walk's last step. */
+static int make_last(struct init_ctx *c, const char *dest, size_t len, int kind, int depth)
+{
+    const char *slash = strrchr(dest, '/');
+    if (!slash || slash == dest || !slash[1] || !strcmp(slash + 1, ".") || !strcmp(slash + 1, ".."))
+        return -2;
+    char dir[PATH_MAX];
+    memcpy(dir, dest, (size_t)(slash - dest));
+    dir[slash - dest] = '\0';
+    int parent = resolve(c->root_fd, dir, O_PATH);
+    if (parent < 0) {
+        errno = ENOENT;
+        return -2;
+    }
+    int fd = make_component(parent, slash + 1, kind == MOUNT_FILE) < 0 ? -1 : resolve(c->root_fd, dest, O_PATH);
+    if (fd < 0 && errno == ENOENT)   /* a dangling symlink: made where it points */
+        fd = follow_dangling(c, parent, dest, (size_t)(slash + 1 - dest), len, kind, depth);
+    int err = errno;
+    close(parent);
+    errno = err;
+    return fd;
+}
+
 static int open_in_root_depth(struct init_ctx *c, const char *dest, int kind, int depth)
 {
     if (depth > 40) {
@@ -100,6 +127,8 @@ static int open_in_root_depth(struct init_ctx *c, const char *dest, int kind, in
         errno = ENAMETOOLONG;
         return -1;
     }
+    if ((fd = make_last(c, dest, len, kind, depth)) != -2)
+        return fd;
     int parent = dup(c->root_fd);
     if (parent < 0)
         return -1;
@@ -354,7 +383,10 @@ void do_mount(struct init_ctx *c, struct step *s)
     int top = flags & MS_BIND ? bind_onto(c, s, fd) : mount_onto(c, s, fd, copyup);
     close(fd);
     set_propagation(c, top, prop, dest);
-    verify_mounted(c, c->root_fd, top, dest);
+    /* A new filesystem's fd was taken by looking dest up again and checking
+     * it (reopen_new_mount): a third lookup would check the same thing. */
+    if (flags & (MS_BIND | MS_REMOUNT) || copyup >= 0)
+        verify_mounted(c, c->root_fd, top, dest);
     remember_mount(c, dest, top);
 }
 

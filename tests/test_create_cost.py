@@ -257,3 +257,37 @@ def test_ready_files_are_written_while_the_init_sets_itself_up(oci):
     assert renamed == ["state.json", "exec", "fast"], renamed
     assert oci.state(cid)["status"] == "created"
     oci.ok("delete", "--force", cid)
+
+
+@needs_strace
+def test_a_mount_point_under_an_existing_directory_is_looked_up_from_its_parent(oci):
+    """The init makes a missing mount point under a directory that exists
+    by looking the parent up once, not by walking every component from
+    the root again; and a new filesystem, checked once when its fd is
+    taken again after mount(2), is not looked up a third time.  Before:
+    /o/a/b/d was looked up five times and /o and /o/a once more each
+    (ten hierarchies under /sys/fs/cgroup on a v1 host paid the same).
+    Both mounts still work, and a symlink among the components is still
+    followed inside the root (tests/test_mount_race.py has the races)."""
+    cfg = busybox_config(["sh", "-c", "grep -c ' /o/a/b/[cd] ' /proc/self/mountinfo"])
+    cfg["mounts"] += [
+        {"destination": "/o/a/b/c", "type": "tmpfs", "source": "tmpfs", "options": ["size=1k"]},
+        {"destination": "/o/a/b/d", "type": "tmpfs", "source": "tmpfs", "options": ["size=2k"]},
+    ]
+    cid = oci.new_id()
+    out = oci.tmp / "strace-mounts.txt"
+    r = subprocess.run(["strace", "-f", "-o", str(out), "-s", "256", "-e", "trace=openat2,mount",
+                        RUNTIME, "--root", oci.root, "run", "-b", str(oci.bundle(cfg)), cid],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "2", (r.stdout, r.stderr)
+    lines = out.read_text().splitlines()
+    mount_c = next(i for i, l in enumerate(lines) if "mount(" in l and '"size=1k"' in l)
+    mount_d = next(i for i, l in enumerate(lines) if "mount(" in l and '"size=2k"' in l)
+
+    def looked_up(path, part):
+        return [l for l in part if "openat2(" in l and f', "{path}",' in l]
+
+    between = lines[mount_c + 1:mount_d]
+    assert not looked_up("/o", between) and not looked_up("/o/a", between), between
+    assert len(looked_up("/o/a/b/d", lines)) <= 3, looked_up("/o/a/b/d", lines)
+    assert not os.path.exists(os.path.join(oci.root, cid))
