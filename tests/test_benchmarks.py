@@ -150,3 +150,18 @@ def test_scaling_bad_arguments_are_one_line():
         r = subprocess.run([sys.executable, "-m", "benchmarks.scaling", *args], cwd=REPO, capture_output=True,
                            text=True, timeout=60)
         assert r.returncode != 0 and what in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_python_then_crun_starts_python_then_becomes_crun(tmp_path):
+    """benchmarks/python_then_crun, the bound runtime: its process first
+    runs the interpreter as the front end starts it (-S, utf8 mode), then
+    is crun (CRUN names it), with the same arguments and exit status."""
+    fake = tmp_path / "crun"
+    fake.write_text("#!/bin/sh\necho \"crun $*\"\nexit 3\n")
+    fake.chmod(0o755)
+    script = os.path.join(REPO, "benchmarks", "python_then_crun")
+    with open(script) as f:
+        assert f.readline().split()[1:] == ["-SXutf8"]
+    r = subprocess.run([script, "--root", "/x", "state", "c1"], env={**os.environ, "CRUN": str(fake)},
+                       capture_output=True, text=True, timeout=30)
+    assert (r.returncode, r.stdout, r.stderr) == (3, "crun --root /x state c1\n", "")
