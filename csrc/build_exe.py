@@ -24,7 +24,7 @@ PACKAGE_EXES = {
     # plan; it clones the init, which runs the plan (plan.c and the steps).
     "ociruntime-init": (["spawn.c", "plan.c", "sync.c", "mounts.c", "mount_attrs.c", "mount_fds.c", "process.c",
                          "process_attrs.c", "terminal.c", "seccomp.c", "keyring.c", "hooks.c",
-                         "hook_step.c", "sealed_exe.c"], ["seccomp"]),
+                         "hook_step.c", "sealed_exe.c", "seccomp_cache.c"], ["seccomp"]),
 }
 
 

@@ -88,6 +88,8 @@ enum oci_op {
     OP_SECCOMP_SAVE,       /* fd: write the compiled filter there (flags, then the BPF) and
                               exit 0: the front end's cache of exec's filter */
     OP_REOPEN_DEV_NULL,    /* after pivot_root: stdio on the null device -> the container's */
+    OP_SECCOMP_CACHE,      /* dir: before the build steps (OP_SECCOMP...OP_SECCOMP_EXPORT), where
+                              compiled filters are kept between creates (seccomp_cache.c) */
     OP__COUNT
 };
 

@@ -36,6 +36,7 @@ struct init_ctx {
     int report_fd;    /* after create: where failures go (0: none; see OP_REPORT_FD) */
     int64_t started;              /* when ociruntime-init's clone returned in us */
     int64_t phase_ns[PH__COUNT];   /* time spent in each phase's steps */
+    int seccomp_cached;   /* run_seccomp_build took the filter from the cache */
 };
 
 /* Report a failure to the runtime and exit; errno is taken as the cause.
@@ -109,6 +110,14 @@ void do_seccomp_export(struct init_ctx *c);
 void do_seccomp_load(struct init_ctx *c, struct step *s);
 void do_seccomp_bpf(struct init_ctx *c, struct step *s);
 void do_seccomp_save(struct init_ctx *c, int fd);
+struct sock_filter;
+/* The compiled program: taken from the cache, or read to save it. */
+void seccomp_use_compiled(unsigned long flags, struct sock_filter *insns, unsigned short count);
+int seccomp_compiled(const struct sock_filter **insns, unsigned short *count);
+
+/* seccomp_cache.c: compiled filters kept between creates (1: a hit) */
+int seccomp_cache_load(const char *dir, struct step *steps, size_t n, unsigned long flags);
+void seccomp_cache_store(const char *dir, struct step *steps, size_t n);
 
 /* hooks.c */
 void do_hook(struct init_ctx *c, struct step *s);

@@ -31,7 +31,7 @@ static const uint32_t min_args[OP__COUNT] = {
     [OP_HOOK] = 8, [OP_REPORT_FD] = 1, [OP_MOUNT_SETATTR] = 4, [OP_MOVE_MOUNT] = 3,
     [OP_SCHED] = 7, [OP_IOPRIO] = 1, [OP_PERSONALITY] = 1, [OP_MEMPOLICY] = 2,
     [OP_AFFINITY] = 1, [OP_SESSION_KEYRING] = 1, [OP_OPEN_SOURCE] = 1, [OP_CHROOT] = 1,
-    [OP_SECCOMP_BPF] = 2, [OP_SECCOMP_SAVE] = 1,
+    [OP_SECCOMP_BPF] = 2, [OP_SECCOMP_SAVE] = 1, [OP_SECCOMP_CACHE] = 1,
 };
 
 static int read_u32(const uint8_t **p, const uint8_t *end, uint32_t *v)
@@ -235,7 +235,7 @@ static const uint8_t phase_of[OP__COUNT] = {
     [OP_SYNC_HOOKS] = PH_HOOKS, [OP_HOOK] = PH_HOOKS,
     [OP_SECCOMP] = PH_SECCOMP, [OP_SECCOMP_RULE] = PH_SECCOMP,
     [OP_SECCOMP_EXPORT] = PH_SECCOMP, [OP_SECCOMP_LOAD] = PH_SECCOMP,
-    [OP_SECCOMP_BPF] = PH_SECCOMP, [OP_SECCOMP_SAVE] = PH_SECCOMP,
+    [OP_SECCOMP_BPF] = PH_SECCOMP, [OP_SECCOMP_SAVE] = PH_SECCOMP, [OP_SECCOMP_CACHE] = PH_SECCOMP,
     [OP_SYNC_HELLO] = PH_WAIT, [OP_SYNC_READY] = PH_WAIT, [OP_WAIT_START] = PH_WAIT,
 };
 
@@ -269,17 +269,33 @@ void run_plan(struct init_ctx *c, struct step *steps, size_t n, size_t i)
 /* The steps from i on that build a seccomp filter, run by the process
  * that clones the init (spawn.c's main): libseccomp's memory is then the
  * runtime's, not charged to the container, and the init inherits the
- * built filter, so it can be born in its cgroups.  Returns the index of
- * the first other step. */
+ * built filter, so it can be born in its cgroups.  After OP_SECCOMP_CACHE
+ * the filter compiled by an earlier create is taken if its key matches,
+ * and what is built is saved (seccomp_cache.c).  Returns the index of the
+ * first other step. */
 size_t run_seccomp_build(struct init_ctx *c, struct step *steps, size_t n, size_t i)
 {
-    for (; i < n && (steps[i].op == OP_SECCOMP || steps[i].op == OP_SECCOMP_RULE
-                     || steps[i].op == OP_SECCOMP_EXPORT); i++) {
-        int64_t t = now_ns();
-        run_step(c, &steps[i]);
-        c->phase_ns[PH_SECCOMP] += now_ns() - t;
+    int64_t t = now_ns();
+    const char *cache = NULL;
+    if (i < n && steps[i].op == OP_SECCOMP_CACHE)
+        cache = steps[i++].args[0].is_str ? steps[i - 1].args[0].str : NULL;
+    size_t end = i;
+    while (end < n && (steps[end].op == OP_SECCOMP || steps[end].op == OP_SECCOMP_RULE
+                       || steps[end].op == OP_SECCOMP_EXPORT))
+        end++;
+    /* A complete build (OP_SECCOMP ... OP_SECCOMP_EXPORT), or no cache. */
+    int whole = end > i && steps[i].op == OP_SECCOMP && !steps[i].args[1].is_str
+        && steps[end - 1].op == OP_SECCOMP_EXPORT;
+    c->seccomp_cached = cache && whole
+        && seccomp_cache_load(cache, steps + i, end - i, (unsigned long)steps[i].args[1].num);
+    if (!c->seccomp_cached) {
+        for (size_t j = i; j < end; j++)
+            run_step(c, &steps[j]);
+        if (cache && whole)
+            seccomp_cache_store(cache, steps + i, end - i);
     }
-    return i;
+    c->phase_ns[PH_SECCOMP] += now_ns() - t;
+    return end;
 }
 
 static void run_step(struct init_ctx *c, struct step *s)
@@ -372,6 +388,7 @@ static void run_step(struct init_ctx *c, struct step *s)
     case OP_SECCOMP_LOAD: do_seccomp_load(c, s); break;
     case OP_SECCOMP_BPF: do_seccomp_bpf(c, s); break;
     case OP_SECCOMP_SAVE: do_seccomp_save(c, (int)N(0)); break;
+    case OP_SECCOMP_CACHE: break;   /* a hint for run_seccomp_build only */
     case OP_SYNC_HOOKS:
         sync_send(c, MSG_HOOKS, 0);
         sync_wait(c, MSG_GO);

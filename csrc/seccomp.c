@@ -179,6 +179,25 @@ void do_seccomp_save(struct init_ctx *c, int fd)
     syscall(SYS_exit_group, 0);
 }
 
+/* A program compiled before (seccomp_cache.c): libseccomp is not used. */
+void seccomp_use_compiled(unsigned long flags, struct sock_filter *insns, unsigned short count)
+{
+    if (filter)
+        seccomp_release(filter);
+    filter = NULL;
+    free(prog.filter);
+    prog.filter = insns;
+    prog.len = count;
+    load_flags = flags;
+}
+
+int seccomp_compiled(const struct sock_filter **insns, unsigned short *count)
+{
+    *insns = prog.filter;
+    *count = prog.len;
+    return prog.filter != NULL;
+}
+
 /* args: load flags, then each instruction as the int64 of its 8 bytes. */
 void do_seccomp_bpf(struct init_ctx *c, struct step *s)
 {

@@ -180,10 +180,10 @@ int main(int argc, char **argv)
     /* When this program started, (when it built a seccomp filter) and
      * cloned: the runtime's --debug trace reads them (CLOCK_MONOTONIC ns;
      * the child says when it started). */
-    char times[72];
-    if (first > built && steps[built].op == OP_SECCOMP)   /* a filter built above */
-        snprintf(times, sizeof times, "%lld %lld %lld", (long long)t_main, (long long)t_plan,
-                 (long long)t_clone);
+    char times[96];
+    if (first > built)   /* a filter built above, or taken from the cache */
+        snprintf(times, sizeof times, "%lld %lld %lld%s", (long long)t_main, (long long)t_plan,
+                 (long long)t_clone, boot.seccomp_cached ? " cached" : "");
     else
         snprintf(times, sizeof times, "%lld %lld", (long long)t_main, (long long)t_clone);
     sync_send_text(&boot, MSG_PID, pid, times);
