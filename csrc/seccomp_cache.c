@@ -3,9 +3,10 @@
  * libseccomp takes ~9 ms here to compile Docker's or podman's profile
  * (362 syscall names), and an engine gives all its containers the same
  * one.  The process that clones the init (spawn.c) looks the filter up in
- * the directory the plan names (the state root's @seccomp-cache) before
- * building it, and saves what it built: crun does the same in
- * /run/crun/.seccomp-cache.
+ * the directory the plan names (seccomp.py's cache_dir: one per user, not
+ * in a state root, which callers expect empty once its containers are
+ * deleted) before building it, and saves what it built: crun does the
+ * same in /run/crun/.seccomp-cache.
  *
  * An entry holds its whole key: the plan's build steps as they came (the
  * default action, the load flags, the architectures, every rule), when
@@ -18,7 +19,8 @@
  *
  * Layout: "OCIRSCC1", u32 key length, key, u32 instruction count, the
  * instructions (struct sock_filter), all in this machine's byte order.
- * A failure to save is not an error: the next create builds again.
+ * A failure to save is not an error: the next create builds again.  At
+ * most MAX_ENTRIES are kept.
  */
 #include "internal.h"
 #include <dirent.h>
@@ -34,7 +36,7 @@
 
 #define MAGIC "OCIRSCC1"
 #define MAX_ENTRY (1 << 20)
-#define MAX_ENTRIES 256   /* distinct profiles kept; more are built each time */
+#define MAX_ENTRIES 256   /* distinct profiles kept */
 
 struct buf {
     uint8_t *p;
@@ -185,21 +187,36 @@ int seccomp_cache_load(const char *dir, struct step *steps, size_t n, unsigned l
     return hit;
 }
 
-static int room_for_one_more(int dirfd)
+/* At MAX_ENTRIES, the entry used longest ago goes (a hit reads it, and
+ * the kernel's atime is too coarse: the oldest written). */
+static void make_room(int dirfd)
 {
     int fd = dup(dirfd);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     if (!d) {
         if (fd >= 0)
             close(fd);
-        return 0;
+        return;
     }
     size_t entries = 0;
+    char oldest[256] = "";
+    struct timespec when = {0};
     struct dirent *e;
-    while ((e = readdir(d)) && entries < MAX_ENTRIES)
-        entries += e->d_name[0] != '.';
+    struct stat st;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || strlen(e->d_name) >= sizeof oldest
+            || fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        entries++;
+        if (!oldest[0] || st.st_mtim.tv_sec < when.tv_sec
+            || (st.st_mtim.tv_sec == when.tv_sec && st.st_mtim.tv_nsec < when.tv_nsec)) {
+            strcpy(oldest, e->d_name);
+            when = st.st_mtim;
+        }
+    }
     closedir(d);
-    return entries < MAX_ENTRIES;
+    if (entries >= MAX_ENTRIES && oldest[0])
+        unlinkat(dirfd, oldest, 0);
 }
 
 static void write_entry(int dirfd, const char *name, const struct buf *key)
@@ -230,7 +247,8 @@ void seccomp_cache_store(const char *dir, struct step *steps, size_t n)
     int err = errno;
     struct buf key = {0};
     int dirfd = open_dir(dir, 1);
-    if (dirfd >= 0 && key_of(steps, n, &key) == 0 && room_for_one_more(dirfd)) {
+    if (dirfd >= 0 && key_of(steps, n, &key) == 0) {
+        make_room(dirfd);
         char name[17];
         name_of(&key, name);
         write_entry(dirfd, name, &key);

@@ -293,7 +293,6 @@ def _spawn_init(c, cfg, ns, cg, pids, source, bundle, no_pivot, preserve_fds, co
             seccomp_listener_fd=listener_fd,
             seccomp_state={"id": c.id, "bundle": bundle, "annotations": cfg.get("annotations") or {}},
             rootfs=cfg["root"]["path"], bundle=bundle, source=source, fifo_fd=fifo_fd,
-            seccomp_cache=os.path.join(os.path.abspath(c.root), state.SECCOMP_CACHE),
             first_closed_fd=first_free, no_pivot=no_pivot,
             # rootless: in a user namespace already (rootless podman runs us as its root)
             userns=ns.has("user") or bool(c.data.get("rootless")), cgroupns="cgroup" in ns.new,

@@ -126,10 +126,11 @@ def build(cfg, ns, ctx):
         # `tasks`): the runtime moving it in afterwards (cgroup.procs)
         # waited for an RCU grace period, ~5 ms here.
         # Compiling Docker's profile takes libseccomp ~9 ms, and an engine's
-        # containers share one: compiled filters are kept in the state root.
-        if getattr(ctx, "seccomp_cache", None):
-            plan.add("SECCOMP_CACHE", ctx.seccomp_cache)
+        # containers share one: compiled filters are kept (seccomp.cache_dir).
         from ociruntime import seccomp
+        cache = seccomp.cache_dir(getattr(ctx, "rootless", False))
+        if cache:
+            plan.add("SECCOMP_CACHE", cache)
         seccomp.add_seccomp_step(plan, seccomp_cfg, ctx.source, cfg["process"], "build")
     if ns.joined:   # the intermediate enters the container's namespaces:
         plan.add("SET_DUMPABLE", 0)   # not dumpable first (CVE-2019-5736); the init inherits it

@@ -239,6 +239,22 @@ def open_listener(flt, min_fd=3):
 _cache = {}
 
 
+def cache_dir(rootless):
+    """Where ociruntime-init keeps compiled filters between creates
+    (csrc/seccomp_cache.c), or None: /run/ociruntime-seccomp for root,
+    $XDG_RUNTIME_DIR/ociruntime-seccomp for a user (rootless podman's
+    root in its user namespace included).  Not in the state root: callers
+    (containerd's cleanup) expect it empty once its containers are gone.
+    OCIRUNTIME_SECCOMP_CACHE overrides it; empty: no cache."""
+    path = os.environ.get("OCIRUNTIME_SECCOMP_CACHE")
+    if path is not None:
+        return os.path.abspath(path) if path else None
+    if not rootless and os.geteuid() == 0:
+        return "/run/ociruntime-seccomp"
+    xdg = os.environ.get("XDG_RUNTIME_DIR") or ""
+    return os.path.join(xdg, "ociruntime-seccomp") if os.path.isabs(xdg) else None
+
+
 def compile_filter(cfg_seccomp, source):
     """The Filter of a config's linux.seccomp (None if absent), checked once."""
     if cfg_seccomp is None:

@@ -39,11 +39,6 @@ _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 MAX_ID_LENGTH = 255 - len("ociruntime-.scope")
 
 
-# In the root beside the containers: the seccomp filters compiled by
-# earlier creates (csrc/seccomp_cache.c).  '@' is never in a container id.
-SECCOMP_CACHE = "@seccomp-cache"
-
-
 def check_id(cid):
     # runc's rule; it also keeps ids from naming paths outside the root.
     if not cid or cid in (".", "..") or not _ID_CHARS.issuperset(cid):
@@ -273,8 +268,7 @@ class Container:
     @classmethod
     def ids(cls, root):
         try:
-            return sorted(n for n in os.listdir(root)
-                          if n != SECCOMP_CACHE and os.path.isdir(os.path.join(root, n)))
+            return sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)))
         except FileNotFoundError:
             return []
         except PermissionError:

@@ -96,8 +96,7 @@ class Oci:
             self.cmd("delete", "--force", cid)
         leftovers = []
         if os.path.isdir(self.root):
-            # @seccomp-cache: compiled filters the runtime keeps (csrc/seccomp_cache.c)
-            leftovers += [f"state dir {self.root}/{n}" for n in os.listdir(self.root) if n != "@seccomp-cache"]
+            leftovers += [f"state dir {self.root}/{n}" for n in os.listdir(self.root)]
             shutil.rmtree(self.root, ignore_errors=True)
         # os.walk, not rglob: engines (podman's cleanup) remove their own
         # cgroups while we look, and rglob fails on a vanished directory.

@@ -2,10 +2,11 @@
 
 libseccomp takes ~9 ms here to compile Docker's or podman's profile, and
 an engine gives all its containers the same one.  The process that clones
-the init looks the compiled filter up in the state root's @seccomp-cache
-(0700; '@' is never in a container id) and saves what it had to build.
-What shows a build from outside: libseccomp's export into a memfd named
-"seccomp-bpf" (strace -f).  Each test checks the filter still works."""
+the init looks the compiled filter up in the cache directory (0700:
+/run/ociruntime-seccomp for root; each test here its own, through
+OCIRUNTIME_SECCOMP_CACHE) and saves what it had to build.  What shows a
+build from outside: libseccomp's export into a memfd named "seccomp-bpf"
+(strace -f).  Each test checks the filter still works."""
 import json
 import os
 import shutil
@@ -17,7 +18,6 @@ import pytest
 from conftest import RUNTIME, busybox_config
 
 pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
-CACHE = "@seccomp-cache"
 MKDIR = ["sh", "-c", "mkdir /made-here 2>&1; true"]
 
 
@@ -31,26 +31,35 @@ def _cfg(errno_ret=1):
     return cfg
 
 
-def _run(oci, cfg):
+def _cache(oci):
+    return str(oci.tmp / "seccomp-cache")
+
+
+def _env(oci):
+    return {**os.environ, "OCIRUNTIME_SECCOMP_CACHE": _cache(oci)}
+
+
+def _run(oci, cfg, env=None):
     """`run` under strace -f: (its output, whether libseccomp built a filter)."""
     cid = oci.new_id()
     out = oci.tmp / f"strace-{cid}.txt"
     r = subprocess.run(["strace", "-f", "-o", str(out), "-e", "trace=memfd_create", RUNTIME,
                         "--root", oci.root, "run", "-b", str(oci.bundle(cfg)), cid],
-                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                       env=env or _env(oci))
     assert r.returncode == 0, r.stderr
     return r.stdout, '"seccomp-bpf"' in out.read_text()
 
 
 def _entries(oci):
-    d = os.path.join(oci.root, CACHE)
+    d = _cache(oci)
     return [os.path.join(d, n) for n in sorted(os.listdir(d))]
 
 
 def test_the_second_create_with_a_profile_takes_the_compiled_filter_from_the_cache(oci):
     out, built = _run(oci, _cfg())
     assert "Operation not permitted" in out and built
-    st = os.stat(os.path.join(oci.root, CACHE))
+    st = os.stat(_cache(oci))
     assert stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == os.geteuid()
     [entry] = _entries(oci)
     assert stat.S_IMODE(os.stat(entry).st_mode) == 0o600
@@ -87,20 +96,29 @@ def test_an_entry_others_may_write_or_of_another_key_is_not_used(oci):
 
 def test_a_cache_directory_others_may_write_is_not_used(oci):
     _run(oci, _cfg())
-    os.chmod(os.path.join(oci.root, CACHE), 0o777)
+    os.chmod(_cache(oci), 0o777)
+    out, built = _run(oci, _cfg())
+    assert "Operation not permitted" in out and built
+
+
+def test_the_cache_is_not_in_the_state_root(oci):
+    """Callers expect the state root empty once its containers are deleted
+    (containerd's cleanup removes it with rmdir): the default cache is
+    /run/ociruntime-seccomp, outside it.  The entry this test made goes."""
+    cache = "/run/ociruntime-seccomp"
+    before = set(os.listdir(cache)) if os.path.isdir(cache) else set()
+    env = {k: v for k, v in os.environ.items() if k != "OCIRUNTIME_SECCOMP_CACHE"}
+    cfg = _cfg()
+    cfg["linux"]["seccomp"]["syscalls"][0]["names"].append(f"no_such_syscall_{os.getpid()}_{id(cfg)}")
     try:
-        out, built = _run(oci, _cfg())
+        out, built = _run(oci, cfg, env)
         assert "Operation not permitted" in out and built
+        assert os.listdir(oci.root) == []
+        out, built = _run(oci, cfg, env)
+        assert "Operation not permitted" in out and not built
     finally:
-        os.chmod(os.path.join(oci.root, CACHE), 0o700)
-
-
-def test_list_and_state_do_not_take_the_cache_for_a_container(oci):
-    _run(oci, _cfg())
-    r = oci.ok("list", "--format", "json")
-    assert json.loads(r.stdout or "null") in (None, [])
-    r = oci.cmd("state", CACHE)
-    assert r.returncode == 1 and "invalid container id" in r.stderr
+        for name in set(os.listdir(cache)) - before if os.path.isdir(cache) else ():
+            os.unlink(os.path.join(cache, name))
 
 
 def test_debug_trace_says_where_the_filter_came_from(oci):
@@ -110,10 +128,27 @@ def test_debug_trace_says_where_the_filter_came_from(oci):
     names = []
     for n in range(2):
         cid, log = oci.new_id(), oci.tmp / f"debug{n}.json"
-        r = oci.create("-b", b, cid, global_args=["--debug", "--log", log, "--log-format", "json"])
+        r = oci.create("-b", b, cid, global_args=["--debug", "--log", log, "--log-format", "json"], env=_env(oci))
         assert r.returncode == 0, r.stderr
         names.append([json.loads(l)["msg"] for l in log.read_text().splitlines()
                       if "phase init: seccomp filter" in l])
         oci.ok("delete", "--force", cid)
     assert any("seccomp filter built, before the clone" in m for m in names[0]), names
     assert any("seccomp filter from the cache, before the clone" in m for m in names[1]), names
+
+
+def test_a_full_cache_lets_its_oldest_entry_go(oci):
+    """At 256 entries, saving a new one removes the one written longest ago."""
+    d = _cache(oci)
+    os.makedirs(d, 0o700)
+    for i in range(256):
+        p = os.path.join(d, f"old{i:03d}")
+        with open(p, "w") as f:
+            f.write("x")
+        os.utime(p, (1000 + i, 1000 + i))
+    out, built = _run(oci, _cfg())
+    assert "Operation not permitted" in out and built
+    names = os.listdir(d)
+    assert len(names) == 256 and "old000" not in names and "old001" in names
+    out, built = _run(oci, _cfg())
+    assert not built
