@@ -115,7 +115,10 @@ class Oci:
 
 
 @pytest.fixture
-def oci(tmp_path):
+def oci(tmp_path, monkeypatch):
+    # Compiled seccomp filters (csrc/seccomp_cache.c): each test its own
+    # cache, so that what one builds another never finds, and none is left.
+    monkeypatch.setenv("OCIRUNTIME_SECCOMP_CACHE", str(tmp_path / "seccomp-cache"))
     o = Oci(tmp_path)
     yield o
     leftovers = o.cleanup()
