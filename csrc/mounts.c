@@ -103,8 +103,10 @@ static int make_last(struct init_ctx *c, const char *dest, size_t len, int kind,
         errno = ENOENT;
         return -2;
     }
-    int fd = make_component(parent, slash + 1, kind == MOUNT_FILE) < 0 ? -1 : resolve(c->root_fd, dest, O_PATH);
-    if (fd < 0 && errno == ENOENT)   /* a dangling symlink: made where it points */
+    int fd = -1;
+    if (make_component(parent, slash + 1, kind == MOUNT_FILE) == 0
+        && (fd = resolve(c->root_fd, dest, O_PATH)) < 0 && errno == ENOENT)
+        /* made, yet not there: a dangling symlink, followed as the walk does */
         fd = follow_dangling(c, parent, dest, (size_t)(slash + 1 - dest), len, kind, depth);
     int err = errno;
     close(parent);

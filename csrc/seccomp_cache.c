@@ -11,9 +11,8 @@
  * An entry holds its whole key: the plan's build steps as they came (the
  * default action, the load flags, the architectures, every rule), when
  * this program was built, the version and API level of libseccomp and the
- * kernel's release.  A hit is
- * an exact match of that key; the file name, a hash of it, only finds the
- * entry.  Whatever is unexpected is a miss, and the filter is then built
+ * kernel's release.  A hit is an exact match of that key; the file name,
+ * a hash of it, only finds the entry.  Whatever is unexpected is a miss, and the filter is then built
  * as without a cache: a directory or an entry that is not ours or that
  * others may write, a file too short or too long for what it says.
  *
@@ -105,12 +104,11 @@ static void name_of(const struct buf *key, char name[17])
     snprintf(name, 17, "%016llx", (unsigned long long)h);
 }
 
-/* Ours and closed to others, or not used at all. */
-static int private_to_us(int fd, int want_dir)
+/* Ours and closed to others, or not used at all (st: what fstat said). */
+static int private_to_us(int fd, int want_dir, struct stat *st)
 {
-    struct stat st;
-    return fstat(fd, &st) == 0 && st.st_uid == geteuid() && !(st.st_mode & (want_dir ? 077 : 022))
-        && (want_dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode) && st.st_size <= MAX_ENTRY);
+    return fstat(fd, st) == 0 && st->st_uid == geteuid() && !(st->st_mode & (want_dir ? 077 : 022))
+        && (want_dir ? S_ISDIR(st->st_mode) : S_ISREG(st->st_mode) && st->st_size <= MAX_ENTRY);
 }
 
 static int open_dir(const char *dir, int make)
@@ -118,28 +116,36 @@ static int open_dir(const char *dir, int make)
     if (make && mkdir(dir, 0700) < 0 && errno != EEXIST)
         return -1;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd >= 0 && !private_to_us(fd, 1)) {
+    struct stat st;
+    if (fd >= 0 && !private_to_us(fd, 1, &st)) {
         close(fd);
         return -1;
     }
     return fd;
 }
 
-static ssize_t read_entry(int dirfd, const char *name, uint8_t *data)
+/* The entry's bytes (malloc'd, *size of them), or NULL: missing, not
+ * ours, or changing size while read. */
+static uint8_t *read_entry(int dirfd, const char *name, size_t *size)
 {
     int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
-        return -1;
-    ssize_t got = -1;
-    if (private_to_us(fd, 0)) {
+        return NULL;
+    struct stat st;
+    uint8_t *data = NULL;
+    if (private_to_us(fd, 0, &st) && st.st_size > 0 && (data = malloc((size_t)st.st_size))) {
+        *size = (size_t)st.st_size;
         size_t total = 0;
-        ssize_t r;
-        while (total < MAX_ENTRY && (r = read(fd, data + total, MAX_ENTRY - total)) > 0)
+        ssize_t r = 0;
+        while (total < *size && (r = read(fd, data + total, *size - total)) > 0)
             total += (size_t)r;
-        got = r == 0 ? (ssize_t)total : -1;
+        if (total != *size) {
+            free(data);
+            data = NULL;
+        }
     }
     close(fd);
-    return got;
+    return data;
 }
 
 /* The entry's instructions if it is this key's, else 0 (a miss). */
@@ -169,13 +175,13 @@ int seccomp_cache_load(const char *dir, struct step *steps, size_t n, unsigned l
     struct buf key = {0};
     uint8_t *data = NULL;
     int hit = 0, dirfd = open_dir(dir, 0);
-    if (dirfd >= 0 && key_of(steps, n, &key) == 0 && (data = malloc(MAX_ENTRY))) {
+    if (dirfd >= 0 && key_of(steps, n, &key) == 0) {
         char name[17];
         name_of(&key, name);
-        ssize_t size = read_entry(dirfd, name, data);
+        size_t size = 0;
         struct sock_filter *insns;
         unsigned short count;
-        if (size > 0 && parse_entry(data, (size_t)size, &key, &insns, &count)) {
+        if ((data = read_entry(dirfd, name, &size)) && parse_entry(data, size, &key, &insns, &count)) {
             seccomp_use_compiled(flags, insns, count);
             hit = 1;
         }
@@ -187,8 +193,7 @@ int seccomp_cache_load(const char *dir, struct step *steps, size_t n, unsigned l
     return hit;
 }
 
-/* At MAX_ENTRIES, the entry used longest ago goes (a hit reads it, and
- * the kernel's atime is too coarse: the oldest written). */
+/* At MAX_ENTRIES, the entry written longest ago goes. */
 static void make_room(int dirfd)
 {
     int fd = dup(dirfd);

@@ -123,7 +123,8 @@ def spawn(plan_bytes, sync, fds=(), name=(), cwd="/"):
         os.waitpid(helper, 0)   # it exits once it has reported
     pid = _first_child(report)
     # --debug's trace: when it started, and cloned
-    times, cached = report[3].rsplit(" cached", 1)[0], report[3].endswith(" cached")
+    cached = report[3].endswith(" cached")   # the seccomp filter: from the cache
+    times = report[3].removesuffix(" cached")
     log.mark_times(("spawn of the init", "init: seal, read the plan",
                     "init: seccomp filter " + ("from the cache" if cached else "built") + ", before the clone"),
                    times)
